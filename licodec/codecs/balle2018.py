@@ -1,0 +1,185 @@
+"""Ballé, Minnen, Singh, Hwang & Johnston, "Variational image compression with a scale hyperprior", ICLR 2018 [5],
+and its mean-scale variant (Minnen, Ballé & Toderici, NeurIPS 2018, without the context model).
+
+    x --g_a--> y --Q--> y_hat --g_s--> x_hat
+               |                 ^
+              |y|                | N(mu, sigma^2) per element of y
+               v                 |
+             h_a --> z --Q--> z_hat --h_s--> sigma (and mu)
+
+z is coded with a factorized density, y with a Gaussian conditional whose scale (and mean) h_s predicts from
+z_hat. At coding time h_s runs as an integer network (`licodec.nn.integer`) so that encoder and decoder pick the
+same tables on any machine and thread count. One model serves every quality level through gain vectors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from licodec.codecs.balle2017 import DEFAULT_LMBDAS
+from licodec.codecs.base import Codec, Encoded, RDOutput
+from licodec.entropy import coder
+from licodec.entropy.factorized import FactorizedDensities
+from licodec.entropy.gaussian import GaussianConditional
+from licodec.nn.blocks import conv, deconv, gdn_analysis, gdn_synthesis
+from licodec.nn.integer import IntegerConvNet
+from licodec.quant import quantize
+from licodec.quant.gain import GainUnit
+from licodec.registry import register
+from licodec.taxonomy import Taxonomy
+
+
+@register("balle2018-hyperprior")
+class ScaleHyperprior(Codec):
+    """Scale hyperprior: h_s predicts the standard deviation of each element of y."""
+
+    taxonomy = Taxonomy(
+        reference="[5] Ballé, Minnen, Singh, Hwang, Johnston 2018",
+        network="CNN with GDN/IGDN; hyperprior CNN",
+        coding_unit="full image",
+        spatial_tools="hyperprior (side information) for scales",
+        rate_control="one model per rate in the paper; here one model, gain vector per level",
+        quality_range="about 0.1 to 1.5 bpp",
+    )
+    multiple = 64
+    predicts_means = False
+
+    def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
+                 quantization: str = "mixed") -> None:
+        super().__init__(lmbdas, N=N, M=M, quantization=quantization)
+        self.quantization = quantization
+        self.analysis = gdn_analysis(N, M)
+        self.synthesis = gdn_synthesis(N, M)
+        self.hyper_analysis = nn.Sequential(
+            conv(M, N, 3, 1), nn.ReLU(), conv(N, N), nn.ReLU(), conv(N, N),
+        )
+        self.hyper_synthesis = self.build_hyper_synthesis(N, M)
+        self.gain = GainUnit(self.lmbdas, M)
+        self.hyper_densities = FactorizedDensities(self.qualities, N)
+        self.gaussian = GaussianConditional()
+        self._integer_hyper: IntegerConvNet | None = None
+
+    @staticmethod
+    def build_hyper_synthesis(N: int, M: int) -> nn.Sequential:
+        """h_s of the scale hyperprior: ends in a ReLU, as the scales are non-negative."""
+        return nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1), nn.ReLU())
+
+    def hyper_input(self, y: Tensor) -> Tensor:
+        """What h_a sees: |y| for the scale-only model."""
+        return torch.abs(y)
+
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(scales, means) from h_s's output."""
+        return params, None
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+        """Training pass (noise for the rate terms, STE rounding into the synthesis with "mixed")."""
+        y = self.analysis(x) * self.gain.gain(quality)
+        z = self.hyper_analysis(self.hyper_input(y))
+        rate_mode = "noise" if self.training and self.quantization in ("noise", "mixed") else "round"
+        z_noisy, z_likelihood = self.hyper_densities(z, quality, rate_mode)
+        if self.training and self.quantization == "mixed":
+            medians = torch.stack([self.hyper_densities[int(q)].medians for q in quality]).view(*z.shape[:2], 1, 1)
+            z_hat = quantize(z, "ste", medians)
+        else:
+            z_hat = z_noisy
+        scales, means = self.split(self.hyper_synthesis(z_hat))
+        _, y_likelihood = self.gaussian(y, scales, means, rate_mode)
+        if self.training and self.quantization != "mixed":
+            y_hat = quantize(y, "noise")
+        else:
+            y_hat = quantize(y, "ste" if self.training else "round", means)
+        x_hat = self.synthesis(y_hat * self.gain.inverse_gain(quality))
+        return RDOutput(x_hat, {"y": y_likelihood, "z": z_likelihood})
+
+    def update(self) -> None:
+        """Freeze the tables (hyper densities and Gaussian scales) and rebuild the integer h_s."""
+        self.hyper_densities.update()
+        self.gaussian.update()
+        self._integer_hyper = None
+
+    @property
+    def integer_hyper(self) -> IntegerConvNet:
+        """The fixed-point twin of h_s, built from the current weights on first use."""
+        if self._integer_hyper is None:
+            self._integer_hyper = IntegerConvNet(self.hyper_synthesis)
+        return self._integer_hyper
+
+    def _parameters_from_z(self, z_symbols: np.ndarray, level: int) -> tuple[Tensor, Tensor | None]:
+        """Table indices of y (and the fixed-point means, as floats) from z's symbols, in integers only."""
+        net = self.integer_hyper
+        density = self.hyper_densities[level]
+        one = 1 << net.fraction_bits
+        medians = net.to_fixed(density.medians).view(1, -1, 1, 1)
+        z_fixed = torch.from_numpy(z_symbols).long() * one + medians
+        scales_fixed, means_fixed = self.split(net(z_fixed))
+        index = self.gaussian.index(scales_fixed, net.fraction_bits)
+        means = None if means_fixed is None else means_fixed.double() / one
+        return index, means
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: int) -> Encoded:
+        """Code a 1x3xHxW image in [0, 1]: z with its factorized density, then y with the Gaussian tables."""
+        level = self.check_quality(quality)
+        height, width = x.shape[-2:]
+        y = self.analysis(self.pad(x)) * self.gain.gain(torch.tensor([level]))
+        z = self.hyper_analysis(self.hyper_input(y))
+        density = self.hyper_densities[level]
+        z_symbols, z_index = density.symbols(z)
+        index, means = self._parameters_from_z(z_symbols, level)
+        centered = y.double() if means is None else y.double() - means
+        y_symbols = torch.round(centered).long().numpy()
+        return Encoded(
+            [coder.encode(z_symbols, z_index, density.tables),
+             coder.encode(y_symbols, index.numpy(), self.gaussian.tables)],
+            height, width, quality,
+        )
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
+        level = self.check_quality(encoded.quality)
+        density = self.hyper_densities[level]
+        padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
+        z_shape = (1, self.config["N"], padded_h // 64, padded_w // 64)
+        z_symbols = coder.decode(encoded.sections[0], density.table_index(z_shape), density.tables)
+        index, means = self._parameters_from_z(z_symbols, level)
+        y_symbols = coder.decode(encoded.sections[1], index.numpy(), self.gaussian.tables)
+        y_hat = torch.from_numpy(y_symbols).double()
+        if means is not None:
+            y_hat = y_hat + means
+        x_hat = self.synthesis(y_hat.float() * self.gain.inverse_gain(torch.tensor([level])))
+        return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
+
+
+@register("balle2018-mean-scale")
+class MeanScaleHyperprior(ScaleHyperprior):
+    """Mean-scale hyperprior (Minnen et al. 2018 without context): h_s predicts a mean and a scale per element."""
+
+    taxonomy = Taxonomy(
+        reference="[5]/[23] Ballé et al. 2018; Minnen, Ballé, Toderici 2018 (mean-scale, no context)",
+        network="CNN with GDN/IGDN; hyperprior CNN",
+        coding_unit="full image",
+        spatial_tools="hyperprior (side information) for means and scales",
+        rate_control="one model, gain vector per level",
+        quality_range="about 0.1 to 1.5 bpp",
+    )
+    predicts_means = True
+
+    @staticmethod
+    def build_hyper_synthesis(N: int, M: int) -> nn.Sequential:
+        """h_s of the mean-scale model: widens to 2M outputs (means and scales), no final ReLU."""
+        return nn.Sequential(
+            deconv(N, M), nn.ReLU(), deconv(M, M * 3 // 2), nn.ReLU(), conv(M * 3 // 2, M * 2, 3, 1),
+        )
+
+    def hyper_input(self, y: Tensor) -> Tensor:
+        """The mean-scale h_a sees y itself."""
+        return y
+
+    def split(self, params: Tensor) -> tuple[Tensor, Tensor | None]:
+        """(scales, means): the first M channels are scales, the last M means."""
+        scales, means = params.chunk(2, dim=1)
+        return scales, means

@@ -1,0 +1,94 @@
+"""What every codec is: a module trained with `forward` and used with `compress` / `decompress`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from licodec.errors import CodecError
+from licodec.taxonomy import Taxonomy
+
+
+@dataclass
+class RDOutput:
+    """Result of a training pass: the reconstruction and the likelihood of every coded latent."""
+
+    x_hat: Tensor
+    likelihoods: dict[str, Tensor]
+    aux: dict[str, Tensor] = field(default_factory=dict)
+
+    def bits(self) -> Tensor:
+        """Estimated bits per image, shape (N,)."""
+        total = 0
+        for likelihood in self.likelihoods.values():
+            total = total + (-torch.log2(likelihood)).flatten(1).sum(1)
+        return total
+
+
+@dataclass
+class Encoded:
+    """A compressed image: the byte sections and what the decoder needs beside them."""
+
+    sections: list[bytes]
+    height: int
+    width: int
+    quality: int
+
+
+class Codec(nn.Module):
+    """Base class. Subclasses set `name`, `taxonomy`, `multiple` and implement the four methods."""
+
+    name: ClassVar[str]
+    taxonomy: ClassVar[Taxonomy]
+    multiple: ClassVar[int] = 64  # input sides are padded (replicating the border) to a multiple of this
+
+    def __init__(self, lmbdas: tuple[float, ...], **config) -> None:
+        super().__init__()
+        self.lmbdas = tuple(float(v) for v in lmbdas)
+        self.config = {"lmbdas": list(self.lmbdas), **config}
+
+    @property
+    def qualities(self) -> int:
+        """Number of quality levels, 1 .. qualities (one trained lambda each)."""
+        return len(self.lmbdas)
+
+    def check_quality(self, quality: int) -> int:
+        """Validate a 1-based quality level and return its 0-based index."""
+        if not isinstance(quality, int) or not 1 <= quality <= self.qualities:
+            raise CodecError(f"quality must be an integer from 1 to {self.qualities}, got {quality!r}")
+        return quality - 1
+
+    def pad(self, x: Tensor) -> Tensor:
+        """Replicate-pad the bottom and right edges to a multiple of `multiple`."""
+        height, width = x.shape[-2:]
+        pad_h = (-height) % self.multiple
+        pad_w = (-width) % self.multiple
+        if not pad_h and not pad_w:
+            return x
+        # Replicate padding needs at least one pixel; inputs always have one.
+        return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+
+    def padded_size(self, height: int, width: int) -> tuple[int, int]:
+        """The size the transforms see for an image of height x width."""
+        return height + (-height) % self.multiple, width + (-width) % self.multiple
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:  # noqa: D102
+        raise NotImplementedError
+
+    def compress(self, x: Tensor, quality: int) -> Encoded:  # noqa: D102
+        raise NotImplementedError
+
+    def decompress(self, encoded: Encoded) -> Tensor:  # noqa: D102
+        raise NotImplementedError
+
+    def update(self) -> None:  # noqa: D102
+        raise NotImplementedError
+
+    def aux_loss(self) -> Tensor:
+        """Auxiliary loss (the quantiles of factorized densities); zero when there is none."""
+        losses = [m.aux_loss() for m in self.modules() if m is not self and hasattr(m, "aux_loss")]
+        return sum(losses) if losses else torch.zeros(())

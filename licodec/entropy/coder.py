@@ -1,0 +1,101 @@
+"""Entropy coding: integer tables and symbols in, bytes out. The only module that calls `constriction`.
+
+Symbols are coded with range ANS (`constriction.stream.stack.AnsCoder`). Each symbol names the table it is coded
+with; symbols are grouped by table so that one model is built per table, and the decoder, which knows the table
+of every symbol before decoding it, visits the groups in the same order. A value outside its table's range is
+coded as the table's escape symbol followed by the value: its sign and bit length with uniform models, then its
+bits in 16-bit chunks. Nothing is clipped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import constriction
+
+Categorical = constriction.stream.model.Categorical
+Uniform = constriction.stream.model.Uniform
+AnsCoder = constriction.stream.stack.AnsCoder
+
+
+from licodec.entropy.tables import CdfTables
+from licodec.errors import BitstreamError
+
+_CHUNK = 16
+_MAX_ESCAPE_BITS = 32
+_LENGTH_MODEL = Uniform(_MAX_ESCAPE_BITS + 1)
+_SIGN_MODEL = Uniform(2)
+_CHUNK_MODEL = Uniform(1 << _CHUNK)
+
+
+def _model(tables: CdfTables, t: int) -> Categorical:
+    return Categorical(tables.freqs[t, : tables.lengths[t] + 1].astype(np.float64), perfect=False)
+
+
+def _encode_escapes(coder: AnsCoder, values: np.ndarray) -> None:
+    """Push escaped values (already relative to the table range) so that `_decode_escapes` pops them in order."""
+    signs = (values < 0).astype(np.int32)
+    magnitudes = np.abs(values).astype(np.int64)
+    nbits = np.array([int(m).bit_length() for m in magnitudes], dtype=np.int32)
+    # Stack order: the last thing pushed is the first popped. Decoding pops sign, length, chunks per value.
+    for sign, magnitude, bits in zip(signs[::-1], magnitudes[::-1], nbits[::-1]):
+        chunks = [(int(magnitude) >> shift) & ((1 << _CHUNK) - 1) for shift in range(0, int(bits), _CHUNK)]
+        if chunks:
+            coder.encode_reverse(np.array(chunks, dtype=np.int32), _CHUNK_MODEL)
+        coder.encode_reverse(np.array([bits], dtype=np.int32), _LENGTH_MODEL)
+        coder.encode_reverse(np.array([sign], dtype=np.int32), _SIGN_MODEL)
+
+
+def _decode_escapes(coder: AnsCoder, count: int) -> np.ndarray:
+    values = np.zeros(count, dtype=np.int64)
+    for i in range(count):
+        sign = int(coder.decode(_SIGN_MODEL, 1)[0])
+        bits = int(coder.decode(_LENGTH_MODEL, 1)[0])
+        magnitude = 0
+        nchunks = (bits + _CHUNK - 1) // _CHUNK
+        if nchunks:
+            for k, chunk in enumerate(coder.decode(_CHUNK_MODEL, nchunks)):
+                magnitude |= int(chunk) << (k * _CHUNK)
+        values[i] = -magnitude if sign else magnitude
+    return values
+
+
+def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> bytes:
+    """Code integer `symbols` (any shape), each with the table `table_index` names, into bytes."""
+    symbols = np.asarray(symbols, dtype=np.int64).ravel()
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    if symbols.shape != table_index.shape:
+        raise ValueError("symbols and table_index differ in size")
+    coder = AnsCoder()
+    used = np.unique(table_index)
+    for t in used[::-1]:
+        values = symbols[table_index == t] - int(tables.offsets[t])
+        length = int(tables.lengths[t])
+        escaped = (values < 0) | (values >= length)
+        # Escaped values are stored as their distance below 0 (negative) or above the last symbol (non-negative).
+        overflow = np.where(values[escaped] < 0, values[escaped], values[escaped] - length)
+        _encode_escapes(coder, overflow)
+        indices = np.where(escaped, length, values).astype(np.int32)
+        coder.encode_reverse(indices, _model(tables, int(t)))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+def decode(data: bytes, table_index: np.ndarray, tables: CdfTables) -> np.ndarray:
+    """Inverse of `encode`: the symbols, shaped like `table_index`. Damaged data raises `BitstreamError`."""
+    if len(data) % 4:
+        raise BitstreamError("entropy-coded section is not a whole number of 32-bit words")
+    shape = np.shape(table_index)
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    symbols = np.zeros(table_index.shape, dtype=np.int64)
+    try:
+        coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        for t in np.unique(table_index):
+            where = np.flatnonzero(table_index == t)
+            length = int(tables.lengths[t])
+            indices = coder.decode(_model(tables, int(t)), len(where)).astype(np.int64)
+            escaped = indices == length
+            overflow = _decode_escapes(coder, int(escaped.sum()))
+            indices[escaped] = np.where(overflow < 0, overflow, overflow + length)
+            symbols[where] = indices + int(tables.offsets[t])
+    except (ValueError, RuntimeError, OverflowError) as error:
+        raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+    return symbols.reshape(shape)

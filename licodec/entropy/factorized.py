@@ -1,0 +1,167 @@
+"""A learned per-channel density: the "entropy bottleneck" of Ballé et al. 2018, appendix 6.1.
+
+Each channel c has its own univariate cumulative function
+
+    F_c(x) = sigmoid(f_K(...f_1(x)))      f_k(x) = g_k(H_k x + b_k),   g_k(x) = x + a_k * tanh(x)
+
+with softplus(H_k) > 0 and tanh(a_k) > -1, so F_c is monotonic. The likelihood of a value quantized to an integer
+offset from the channel's median is F_c(x + 1/2) - F_c(x - 1/2) (the density convolved with a unit box, which is
+what uniform training noise sees). Three quantiles per channel (the tails and the median) are learned by an
+auxiliary loss and bound the integer tables that `update()` freezes for coding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from licodec.entropy.tables import CdfTables, quantize_pmfs
+from licodec.nn.ops import lower_bound
+from licodec.quant import quantize
+
+LIKELIHOOD_BOUND = 1e-9
+
+
+class FactorizedDensity(nn.Module):
+    """Non-parametric density per channel, for tensors of shape (N, C, H, W)."""
+
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0,
+                 tail_mass: float = 1e-9) -> None:
+        super().__init__()
+        self.channels = channels
+        self.tail_mass = tail_mass
+        widths = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(widths) - 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for k in range(len(widths) - 1):
+            init = math.log(math.expm1(1 / scale / widths[k + 1]))
+            self.matrices.append(nn.Parameter(torch.full((channels, widths[k + 1], widths[k]), init)))
+            self.biases.append(nn.Parameter(torch.rand(channels, widths[k + 1], 1) - 0.5))
+            if k < len(widths) - 2:
+                self.factors.append(nn.Parameter(torch.zeros(channels, widths[k + 1], 1)))
+        target = math.log(2 / tail_mass - 1)
+        self.quantiles = nn.Parameter(torch.tensor([-init_scale, 0.0, init_scale]).repeat(channels, 1, 1))
+        self.register_buffer("target", torch.tensor([-target, 0.0, target]))
+        self.tables: CdfTables | None = None
+
+    def _logits_cdf(self, x: Tensor, detach: bool = False) -> Tensor:
+        """Logits of F_c at x, where x has shape (C, 1, L); `detach` keeps gradients off the density."""
+
+        def param(p: Tensor) -> Tensor:
+            return p.detach() if detach else p
+
+        logits = x
+        for k, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
+            logits = torch.matmul(F.softplus(param(matrix)), logits) + param(bias)
+            if k < len(self.factors):
+                logits = logits + torch.tanh(param(self.factors[k])) * torch.tanh(logits)
+        return logits
+
+    @property
+    def medians(self) -> Tensor:
+        """The learned median of each channel, shape (C,)."""
+        return self.quantiles[:, 0, 1].detach()
+
+    def _channel_major(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
+        perm = x.permute(1, 0, 2, 3)
+        return perm.reshape(self.channels, 1, -1), perm.shape
+
+    def likelihood(self, y_hat: Tensor) -> Tensor:
+        """P(y_hat) under the box-convolved density, same shape as `y_hat`."""
+        values, shape = self._channel_major(y_hat)
+        lower = self._logits_cdf(values - 0.5)
+        upper = self._logits_cdf(values + 0.5)
+        # Subtract in the tail where the sigmoid saturates least (Ballé 2018, appendix 6.1).
+        sign = -torch.sign(lower + upper).detach()
+        probs = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        probs = lower_bound(probs, LIKELIHOOD_BOUND)
+        return probs.reshape(shape).permute(1, 0, 2, 3)
+
+    def forward(self, y: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
+        """Quantize `y` around the channel medians and return (y_hat, likelihood)."""
+        medians = self.medians.view(1, -1, 1, 1)
+        y_hat = quantize(y, mode, medians if mode != "noise" else None)
+        return y_hat, self.likelihood(y_hat)
+
+    def aux_loss(self) -> Tensor:
+        """Pull the three quantiles onto the tail masses and the median (their logits hit `target`).
+
+        Only the quantiles learn from it: the density's own parameters are detached.
+        """
+        logits = self._logits_cdf(self.quantiles, detach=True)
+        return torch.abs(logits - self.target).sum()
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Freeze one integer table per channel, covering the learned quantiles around the integer median."""
+        medians = self.quantiles[:, 0, 1]
+        low = torch.floor(self.quantiles[:, 0, 0] - medians).long()
+        high = torch.ceil(self.quantiles[:, 0, 2] - medians).long()
+        pmfs, tails, offsets = [], [], []
+        for c in range(self.channels):
+            support = torch.arange(int(low[c]), int(high[c]) + 1, dtype=torch.float32)
+            values = (support + medians[c]).view(1, 1, -1)
+            lower = self._logits_cdf_channel(c, values - 0.5).double()
+            upper = self._logits_cdf_channel(c, values + 0.5).double()
+            pmf = (torch.sigmoid(upper) - torch.sigmoid(lower)).flatten().numpy()
+            tail = float(torch.sigmoid(lower.flatten()[0]) + torch.sigmoid(-upper.flatten()[-1]))
+            pmfs.append(pmf)
+            tails.append(tail)
+            offsets.append(int(low[c]))
+        self.tables = quantize_pmfs(pmfs, tails, offsets)
+
+    def _logits_cdf_channel(self, c: int, x: Tensor) -> Tensor:
+        logits = x
+        for k, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
+            logits = torch.matmul(F.softplus(matrix[c : c + 1]), logits) + bias[c : c + 1]
+            if k < len(self.factors):
+                logits = logits + torch.tanh(self.factors[k][c : c + 1]) * torch.tanh(logits)
+        return logits
+
+    def symbols(self, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Integer symbols (offsets from the rounded medians) and each symbol's table index."""
+        medians = self.medians.view(1, -1, 1, 1)
+        symbols = torch.round(y - medians).long()
+        index = torch.arange(self.channels).view(1, -1, 1, 1).expand_as(symbols)
+        return symbols.numpy(), index.numpy()
+
+    def dequantize(self, symbols: np.ndarray) -> Tensor:
+        """y_hat from decoded symbols."""
+        return torch.from_numpy(symbols).float() + self.medians.view(1, -1, 1, 1)
+
+    def table_index(self, shape: tuple[int, ...]) -> np.ndarray:
+        """Table of every symbol of a latent of `shape`: its channel."""
+        return np.broadcast_to(np.arange(self.channels).reshape(1, -1, 1, 1), shape)
+
+
+class FactorizedDensities(nn.Module):
+    """One `FactorizedDensity` per quality level: the latent's statistics change with the level's gain."""
+
+    def __init__(self, levels: int, channels: int) -> None:
+        super().__init__()
+        self.levels = nn.ModuleList(FactorizedDensity(channels) for _ in range(levels))
+
+    def __getitem__(self, level: int) -> FactorizedDensity:
+        return self.levels[level]
+
+    def forward(self, y: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
+        """Quantize each sample with the density of its level; returns (y_hat, likelihood)."""
+        y_hat = torch.empty_like(y)
+        likelihood = torch.empty_like(y)
+        for level in torch.unique(quality).tolist():
+            rows = torch.nonzero(quality == level).flatten()
+            y_hat_rows, likelihood_rows = self.levels[level](y[rows], mode)
+            y_hat = y_hat.index_put((rows,), y_hat_rows)
+            likelihood = likelihood.index_put((rows,), likelihood_rows)
+        return y_hat, likelihood
+
+    def update(self) -> None:
+        """Freeze the tables of every level."""
+        for density in self.levels:
+            density.update()

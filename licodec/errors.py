@@ -1,0 +1,21 @@
+"""The exceptions licodec raises. The CLI turns each into one line on stderr and a non-zero exit."""
+
+
+class LicodecError(Exception):
+    """Base class of every error licodec reports to a user."""
+
+
+class BitstreamError(LicodecError):
+    """A .lic file that is not one, is truncated, corrupted or from an unknown version."""
+
+
+class ImageError(LicodecError):
+    """An image that cannot be read or written, or has a mode licodec does not handle."""
+
+
+class WeightsError(LicodecError):
+    """Weights that are missing, do not match a bitstream, or cannot be loaded."""
+
+
+class CodecError(LicodecError):
+    """An unknown codec name or an unsupported quality."""

@@ -1,0 +1,38 @@
+"""Building blocks of the GDN transforms of Ballé et al. 2017/2018."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from licodec.nn.gdn import GDN
+
+
+def conv(in_channels: int, out_channels: int, kernel: int = 5, stride: int = 2) -> nn.Conv2d:
+    """Convolution that divides the size by `stride` exactly ("same" padding)."""
+    return nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2)
+
+
+def deconv(in_channels: int, out_channels: int, kernel: int = 5, stride: int = 2) -> nn.ConvTranspose2d:
+    """Transposed convolution that multiplies the size by `stride` exactly."""
+    return nn.ConvTranspose2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2,
+                              output_padding=stride - 1)
+
+
+def gdn_analysis(channels: int, latent: int) -> nn.Sequential:
+    """g_a: four 5x5 stride-2 convolutions with GDN between them (Ballé 2018, figure 4, left)."""
+    return nn.Sequential(
+        conv(3, channels), GDN(channels),
+        conv(channels, channels), GDN(channels),
+        conv(channels, channels), GDN(channels),
+        conv(channels, latent),
+    )
+
+
+def gdn_synthesis(channels: int, latent: int) -> nn.Sequential:
+    """g_s: four 5x5 stride-2 transposed convolutions with IGDN between them."""
+    return nn.Sequential(
+        deconv(latent, channels), GDN(channels, inverse=True),
+        deconv(channels, channels), GDN(channels, inverse=True),
+        deconv(channels, channels), GDN(channels, inverse=True),
+        deconv(channels, 3),
+    )

@@ -1,0 +1,82 @@
+"""Fixed-point evaluation of a small convolutional network, identical on every machine.
+
+Ballé, Johnston & Minnen, "Integer networks for data compression with latent-variable models" (ICLR 2019): the
+decoder must pick the same probability table as the encoder, or decoding fails. Floating-point convolutions give
+results that depend on the machine, the library and the thread count. Here the hyper-synthesis is evaluated with
+integer weights (per output channel, `weight_bits` significant bits) on integer activations with `fraction_bits`
+fractional bits. The products and sums are carried out in float64, where every intermediate value is an integer
+below 2**53 and therefore exact whatever the order of summation; requantization between layers is integer
+arithmetic (round half up by shifting). The result is a pure function of the stored weights and the input.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+_LIMIT = 1 << 26  # activations are clamped here: |x| * |w| * fan-in stays below 2**53
+
+
+class IntegerConvNet:
+    """Integer twin of an `nn.Sequential` made of Conv2d, ConvTranspose2d and ReLU layers."""
+
+    def __init__(self, network: nn.Sequential, fraction_bits: int = 10, weight_bits: int = 12) -> None:
+        self.fraction_bits = fraction_bits
+        self.layers: list[tuple[str, object]] = []
+        for layer in network:
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+                self.layers.append(("conv", self._quantize(layer, weight_bits)))
+            elif isinstance(layer, nn.ReLU):
+                self.layers.append(("relu", None))
+            else:
+                raise TypeError(f"IntegerConvNet cannot evaluate {type(layer).__name__}")
+
+    def _quantize(self, layer: nn.Conv2d | nn.ConvTranspose2d, weight_bits: int) -> dict:
+        transposed = isinstance(layer, nn.ConvTranspose2d)
+        weight = layer.weight.detach().double()
+        out_dim = 1 if transposed else 0
+        reduce_dims = [d for d in range(4) if d != out_dim]
+        peak = weight.abs().amax(dim=reduce_dims).clamp(min=2.0**-20)
+        # shift[c]: weight c is stored as round(w * 2**shift[c]) with about `weight_bits` significant bits.
+        shift = (weight_bits - 1 - torch.ceil(torch.log2(peak))).long()
+        shape = [1, 1, 1, 1]
+        shape[out_dim] = -1
+        int_weight = torch.round(weight * torch.pow(2.0, shift.double()).view(shape))
+        bias = layer.bias.detach().double() if layer.bias is not None else torch.zeros_like(peak)
+        int_bias = torch.round(bias * torch.pow(2.0, (shift + self.fraction_bits).double()))
+        return {
+            "transposed": transposed,
+            "weight": int_weight,
+            "bias": int_bias.view(1, -1, 1, 1),
+            "shift": shift.view(1, -1, 1, 1),
+            "stride": layer.stride,
+            "padding": layer.padding,
+            "output_padding": getattr(layer, "output_padding", (0, 0)),
+        }
+
+    def to_fixed(self, x: Tensor) -> Tensor:
+        """Float input -> fixed point (round half up), as int64."""
+        return torch.floor(x.double() * (1 << self.fraction_bits) + 0.5).long()
+
+    def __call__(self, x_fixed: Tensor) -> Tensor:
+        """Evaluate on int64 fixed-point input; returns int64 fixed-point output with `fraction_bits`."""
+        x = x_fixed.long()
+        for kind, p in self.layers:
+            if kind == "relu":
+                x = torch.clamp(x, min=0)
+                continue
+            value = x.double()
+            if p["transposed"]:
+                acc = F.conv_transpose2d(value, p["weight"], None, p["stride"], p["padding"], p["output_padding"])
+            else:
+                acc = F.conv2d(value, p["weight"], None, p["stride"], p["padding"])
+            acc = acc.long() + p["bias"].long()
+            shift = p["shift"]
+            # Divide by 2**shift rounding half up; a negative shift (huge weights) multiplies instead.
+            down = torch.clamp(shift, min=0)
+            half = torch.where(down > 0, torch.bitwise_left_shift(torch.ones_like(down), down - 1), 0)
+            acc = torch.div(acc + half, torch.bitwise_left_shift(torch.ones_like(down), down), rounding_mode="floor")
+            acc = acc * torch.bitwise_left_shift(torch.ones_like(shift), torch.clamp(-shift, min=0))
+            x = torch.clamp(acc, -_LIMIT, _LIMIT)
+        return x

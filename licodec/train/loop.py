@@ -1,0 +1,157 @@
+"""The training loop: random crops, a random quality level per sample, R + lambda * D, Adam, checkpoints.
+
+Runs on the CPU or on CUDA, in one process or several (`torchrun`; gradients are averaged over processes with
+torch.distributed, gloo on the CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from licodec.codecs.base import Codec
+from licodec.data.folder import CropSampler, list_images
+from licodec.registry import codec_class
+from licodec.train.losses import METRICS, MIN_MS_SSIM_CROP, rd_loss
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (saved in every checkpoint)."""
+
+    codec: str
+    data: str
+    checkpoint: str
+    steps: int = 20000
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 1e-4
+    final_lr: float = 1e-5
+    aux_lr: float = 1e-3
+    clip: float = 1.0
+    metric: str = "mse"
+    seed: int = 0
+    checkpoint_every: int = 500
+    device: str = "cpu"
+    codec_kwargs: dict = field(default_factory=dict)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Cosine decay from `lr` to `final_lr` over the run."""
+    progress = min(step / max(config.steps, 1), 1.0)
+    return config.final_lr + 0.5 * (config.lr - config.final_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _average_gradients(parameters: list[torch.nn.Parameter], world: int) -> None:
+    """Sum the gradients of all processes in one all-reduce and divide by their number."""
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in parameters]
+    flat = torch.cat([g.flatten() for g in grads])
+    dist.all_reduce(flat)
+    flat /= world
+    offset = 0
+    for p, g in zip(parameters, grads):
+        p.grad = flat[offset : offset + g.numel()].view_as(g).clone()
+        offset += g.numel()
+
+
+def build(config: TrainConfig) -> Codec:
+    """A fresh codec of the configured kind."""
+    return codec_class(config.codec)(**config.codec_kwargs)
+
+
+def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Codec:
+    """Train `config.codec` and return it (tables not yet frozen: call `update()` before coding)."""
+    if config.metric not in METRICS:
+        raise ValueError(f"unknown metric {config.metric!r}; expected one of {METRICS}")
+    if config.metric == "ms-ssim" and config.crop < MIN_MS_SSIM_CROP:
+        raise ValueError(f"MS-SSIM training needs crops of at least {MIN_MS_SSIM_CROP} pixels")
+    rank, world = _world()
+    torch.manual_seed(config.seed + rank)
+    device = torch.device(config.device)
+    checkpoint_path = Path(config.checkpoint)
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume else None
+    if state is not None:
+        config = TrainConfig(**{**state["train_config"], "steps": config.steps, "checkpoint": config.checkpoint})
+    codec = build(config).to(device)
+    paths = list_images(config.data)
+    if not paths:
+        raise ValueError(f"no images found under {config.data}")
+    sampler = CropSampler(paths, config.crop, seed=config.seed + 1000 * rank, progress=progress and rank == 0)
+    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
+    main = [p for n, p in codec.named_parameters() if not n.endswith("quantiles")]
+    optimizer = torch.optim.Adam(main, lr=config.lr)
+    aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr)
+    lmbdas = torch.tensor(codec.lmbdas, device=device)
+    step = 0
+    if state is not None:
+        codec.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        sampler.restore(state["sampler"][rank] if rank < len(state["sampler"]) else state["sampler"][0])
+        torch.set_rng_state(state["torch_rng"])
+        step = state["step"]
+    codec.train()
+    bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc=config.codec)
+    while step < config.steps:
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(config, step)
+        x = sampler.batch(config.batch_size).to(device)
+        quality = torch.randint(codec.qualities, (x.shape[0],), device=device)
+        output = codec(x, quality)
+        terms = rd_loss(output, x, lmbdas[quality], config.metric)
+        aux = codec.aux_loss()
+        optimizer.zero_grad(set_to_none=True)
+        aux_optimizer.zero_grad(set_to_none=True)
+        (terms["loss"] + aux).backward()
+        if world > 1:
+            _average_gradients(main + quantiles, world)
+        torch.nn.utils.clip_grad_norm_(main, config.clip)
+        optimizer.step()
+        aux_optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix(loss=f"{terms['loss'].item():.3f}", bpp=f"{terms['bpp'].item():.3f}",
+                            psnr=f"{terms['psnr'].item():.2f}", aux=f"{aux.item():.1f}")
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world)
+    bar.close()
+    return codec
+
+
+def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampler, config: TrainConfig,
+          step: int, rank: int, world: int) -> None:
+    """Write a resumable checkpoint atomically (rank 0 only; every rank's sampler state is gathered)."""
+    samplers = [sampler.state()]
+    if world > 1:
+        samplers = [None] * world
+        dist.all_gather_object(samplers, sampler.state())
+    if rank != 0:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {
+        "codec": config.codec,
+        "codec_config": codec.config,
+        "model": codec.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "aux_optimizer": aux_optimizer.state_dict(),
+        "sampler": samplers,
+        "torch_rng": torch.get_rng_state(),
+        "step": step,
+        "train_config": asdict(config),
+    }
+    temporary = path.with_name(path.name + f".tmp{os.getpid()}")
+    torch.save(state, temporary)
+    os.replace(temporary, path)
