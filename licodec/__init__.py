@@ -1,0 +1,53 @@
+"""licodec: learned image codecs of the JPEG survey N83058, with real files and bit-exact decoding.
+
+    >>> import licodec
+    >>> data = licodec.compress("photo.png", codec="balle2018-hyperprior", quality=4)
+    >>> image = licodec.decompress(data)          # a PIL image
+
+Importing the package is cheap; PyTorch and the models load on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from licodec.errors import BitstreamError, CodecError, ImageError, LicodecError, WeightsError
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+    from licodec.codecs.base import Codec
+
+__version__ = "0.1.0"
+__all__ = [
+    "BitstreamError", "CodecError", "ImageError", "LicodecError", "WeightsError",
+    "codecs", "compress", "decompress", "load",
+]
+
+
+def compress(image: Any, codec: str = "balle2018-hyperprior", quality: int = 4) -> bytes:
+    """Compress an image (path, PIL image, uint8 numpy array or 1x3xHxW float tensor in [0, 1]) to .lic bytes."""
+    from licodec import api
+
+    return api.compress(image, codec, quality)
+
+
+def decompress(data: bytes) -> Image.Image:
+    """Decompress .lic bytes to a PIL image."""
+    from licodec import api
+
+    return api.decompress(data)
+
+
+def load(name: str = "balle2018-hyperprior", quality: int | None = None) -> Codec:
+    """A shipped codec, ready to code; `quality` is validated when given."""
+    from licodec import api
+
+    return api.load(name, quality)
+
+
+def codecs() -> list[str]:
+    """Names of every codec licodec implements."""
+    from licodec.registry import names
+
+    return names()

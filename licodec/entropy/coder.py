@@ -9,16 +9,15 @@ bits in 16-bit chunks. Nothing is clipped.
 
 from __future__ import annotations
 
-import numpy as np
 import constriction
+import numpy as np
+
+from licodec.entropy.tables import CdfTables
+from licodec.errors import BitstreamError
 
 Categorical = constriction.stream.model.Categorical
 Uniform = constriction.stream.model.Uniform
 AnsCoder = constriction.stream.stack.AnsCoder
-
-
-from licodec.entropy.tables import CdfTables
-from licodec.errors import BitstreamError
 
 _CHUNK = 16
 _MAX_ESCAPE_BITS = 32

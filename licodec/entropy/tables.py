@@ -51,7 +51,7 @@ class CdfTables:
 def quantize_pmfs(pmfs: list[np.ndarray], tails: list[float], offsets: list[int]) -> CdfTables:
     """Turn float probability mass functions (plus the mass left for the escape) into integer tables.
 
-    Each symbol gets at least frequency 1; the rounding error is absorbed by the most probable symbol. Runs only at
+    Each symbol gets at least frequency 1 and the remaining mass in proportion to its probability. Runs only at
     `update()` time, in float64 on the CPU.
     """
     total = 1 << PRECISION
@@ -61,14 +61,15 @@ def quantize_pmfs(pmfs: list[np.ndarray], tails: list[float], offsets: list[int]
         probs = np.concatenate([np.asarray(pmf, dtype=np.float64), [max(float(tail), 0.0)]])
         probs = np.clip(probs, 0.0, None)
         probs /= probs.sum()
-        counts = np.maximum(1, np.round(probs * total)).astype(np.int64)
-        while counts.sum() != total:
-            excess = counts.sum() - total
-            top = int(np.argmax(counts))
-            # Take from (or give to) the most probable symbol; it cannot drop below 1 unless the table is too long.
-            counts[top] -= min(excess, counts[top] - 1)
-            if counts.sum() > total and counts[top] == 1:
-                raise ValueError(f"table {t} has {len(counts)} symbols, more than 2**{PRECISION} can code")
+        if len(probs) > total:
+            raise ValueError(f"table {t} has {len(probs)} symbols, more than 2**{PRECISION} can code")
+        # One count per symbol for free, the rest shared in proportion, leftovers to the largest remainders.
+        share = probs * (total - len(probs))
+        counts = 1 + np.floor(share).astype(np.int64)
+        leftover = total - int(counts.sum())
+        if leftover:
+            order = np.argsort(-(share - np.floor(share)), kind="stable")
+            counts[order[:leftover]] += 1
         freqs[t, : len(counts)] = counts
     return CdfTables(
         freqs=freqs.astype(np.int32),

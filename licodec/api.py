@@ -1,0 +1,64 @@
+"""The Python API behind `licodec.compress` / `licodec.decompress` (re-exported by the package)."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+
+from licodec import bitstream
+from licodec.codecs.base import Codec, Encoded
+from licodec.errors import BitstreamError, CodecError, WeightsError
+from licodec.io import ImageLike, read_image, to_pil
+
+DEFAULT_CODEC = "balle2018-hyperprior"
+DEFAULT_QUALITY = 4
+
+
+def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
+    """The shipped codec `name` (its weights from the zoo). `quality`, when given, is checked against it."""
+    from licodec import zoo
+
+    codec = zoo.load(name)
+    if quality is not None:
+        codec.check_quality(quality)
+    return codec
+
+
+def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: int) -> bytes:
+    """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file."""
+    codec.check_quality(quality)
+    encoded = codec.compress(x, quality)
+    header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels, quality)
+    return bitstream.pack(header, encoded.sections)
+
+
+def decompress_tensor(data: bytes) -> tuple[torch.Tensor, bitstream.Header]:
+    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header."""
+    header, sections = bitstream.unpack(data)
+    try:
+        codec = load(header.codec)
+    except CodecError:
+        raise BitstreamError(f"made by codec {header.codec!r}, which this licodec does not know") from None
+    if codec.weights_hash != header.weights_hash:
+        raise WeightsError(f"made by weights {header.weights_hash[:12]}, not installed "
+                           f"({header.codec} here is {codec.weights_hash[:12]})")
+    if not 1 <= header.quality <= codec.qualities:
+        raise BitstreamError(f"quality {header.quality} is out of range for {header.codec}")
+    encoded = Encoded(sections, header.height, header.width, header.quality)
+    try:
+        x_hat = codec.decompress(encoded)
+    except (IndexError, RuntimeError) as error:
+        raise BitstreamError(f"bitstream does not match {header.codec} ({error})") from None
+    return x_hat, header
+
+
+def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int = DEFAULT_QUALITY) -> bytes:
+    """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes."""
+    x, channels = read_image(image)
+    return compress_tensor(x, channels, load(codec, quality), quality)
+
+
+def decompress(data: bytes) -> Image.Image:
+    """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
+    x_hat, header = decompress_tensor(data)
+    return to_pil(x_hat, header.channels)

@@ -1,0 +1,119 @@
+"""The .lic container: a small binary header, the codec's byte sections, and a CRC32 of everything.
+
+Layout (integers big-endian):
+
+    magic          4  b"\\x89LIC"
+    version        1  FORMAT_VERSION
+    name length    1  n
+    codec name     n  ASCII, e.g. "balle2018-hyperprior"
+    weights hash   8  first 8 bytes of the SHA-256 of the weights file that made it
+    height         4
+    width          4
+    channels       1  1 (grayscale) or 3 (RGB): what the decoder writes
+    quality        1  the codec's quality level
+    sections       1  k
+    lengths        4k byte length of each section
+    payload        sum of lengths
+    crc32          4  of all the bytes before it
+
+`unpack` checks the magic, the version, every length against the bytes present, and the checksum, in that order,
+and raises `BitstreamError` naming the first problem.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from licodec.errors import BitstreamError
+
+MAGIC = b"\x89LIC"
+FORMAT_VERSION = 1
+HASH_BYTES = 8
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a .lic file says about itself."""
+
+    codec: str
+    weights_hash: str  # hex, 2 * HASH_BYTES characters
+    height: int
+    width: int
+    channels: int
+    quality: int
+    section_lengths: tuple[int, ...] = ()
+    version: int = FORMAT_VERSION
+
+
+def pack(header: Header, sections: list[bytes]) -> bytes:
+    """Serialize a header and its sections into the bytes of a .lic file."""
+    name = header.codec.encode("ascii")
+    weights = bytes.fromhex(header.weights_hash)
+    if len(name) > 255 or len(weights) != HASH_BYTES or len(sections) > 255:
+        raise ValueError("codec name, weights hash or section count out of range")
+    if not (0 < header.height < 2**32 and 0 < header.width < 2**32 and header.channels in (1, 3)):
+        raise ValueError("image size or channel count out of range")
+    head = bytearray(MAGIC)
+    head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
+    head += struct.pack(">IIBBB", header.height, header.width, header.channels, header.quality, len(sections))
+    head += b"".join(struct.pack(">I", len(s)) for s in sections)
+    body = bytes(head) + b"".join(sections)
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+class _Reader:
+    """Bounds-checked reads that report where a file ends too early."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.position = 0
+
+    def take(self, size: int) -> bytes:
+        end = self.position + size
+        if end > len(self.data):
+            raise BitstreamError(f"truncated at byte {len(self.data)} (expected at least {end} bytes)")
+        chunk = self.data[self.position : end]
+        self.position = end
+        return chunk
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+
+def unpack(data: bytes) -> tuple[Header, list[bytes]]:
+    """Parse and verify the bytes of a .lic file."""
+    data = bytes(data)
+    if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
+        if MAGIC.startswith(data):
+            raise BitstreamError(f"truncated at byte {len(data)} (inside the magic number)")
+        raise BitstreamError("not a .lic file (bad magic number)")
+    reader = _Reader(data)
+    reader.take(len(MAGIC))
+    version, name_length = reader.unpack(">BB")
+    if version != FORMAT_VERSION:
+        raise BitstreamError(f"format version {version}; this licodec reads version {FORMAT_VERSION}")
+    name_bytes = reader.take(name_length)
+    weights = reader.take(HASH_BYTES)
+    height, width, channels, quality, count = reader.unpack(">IIBBB")
+    lengths = tuple(reader.unpack(f">{count}I")) if count else ()
+    payload_end = reader.position + sum(lengths)
+    if payload_end + 4 > len(data):
+        raise BitstreamError(f"truncated at byte {len(data)} (the header announces {payload_end + 4} bytes)")
+    if payload_end + 4 < len(data):
+        raise BitstreamError(f"{len(data) - payload_end - 4} unexpected bytes after the end of the file")
+    (stored_crc,) = struct.unpack(">I", data[payload_end:])
+    if zlib.crc32(data[:payload_end]) != stored_crc:
+        raise BitstreamError("checksum mismatch: the file is corrupted")
+    try:
+        name = name_bytes.decode("ascii")
+    except UnicodeDecodeError:
+        raise BitstreamError("codec name is not ASCII") from None
+    if channels not in (1, 3) or height == 0 or width == 0:
+        raise BitstreamError(f"invalid image description ({width}x{height}, {channels} channels)")
+    sections = []
+    for length in lengths:
+        sections.append(reader.take(length))
+    header = Header(name, weights.hex(), height, width, channels, quality, lengths, version)
+    return header, sections

@@ -1,0 +1,343 @@
+"""The `licodec` command: compress, decompress, info, zoo, taxonomy, train, export, demo.
+
+Every failure the user can cause ends in one line, `licodec: <what went wrong>`, and exit status 1 (2 for a
+malformed command line). Output files are written atomically and never replace an existing file without --force.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from licodec.errors import LicodecError
+
+DEFAULT_CODEC = "balle2018-hyperprior"
+DEFAULT_QUALITY = 4
+
+
+def _fail(message: str) -> None:
+    click.echo(f"licodec: {message}", err=True)
+    sys.exit(1)
+
+
+class _Group(click.Group):
+    """Turns library errors into one line and an exit status instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except LicodecError as error:
+            _fail(str(error))
+        except KeyboardInterrupt:
+            click.echo("licodec: interrupted", err=True)
+            sys.exit(130)
+        except MemoryError:
+            _fail("out of memory (the image is too large for this machine)")
+        except BrokenPipeError:
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="licodec")
+def main() -> None:
+    """Learned image codecs of the JPEG survey N83058, writing real .lic files."""
+
+
+def _read_input(source: str) -> bytes:
+    if source == "-":
+        return sys.stdin.buffer.read()
+    path = Path(source)
+    if not path.exists():
+        raise LicodecError(f"{source}: no such file")
+    try:
+        return path.read_bytes()
+    except IsADirectoryError:
+        raise LicodecError(f"{source}: is a directory") from None
+    except OSError as error:
+        raise LicodecError(f"{source}: cannot read ({error.strerror})") from None
+
+
+def _write_output(target: str, data: bytes, force: bool) -> None:
+    from licodec.io import write_atomic
+
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    else:
+        write_atomic(target, data, overwrite=force)
+
+
+def _compress_one(data: bytes, name: str, codec, quality: int) -> tuple[bytes, int, int]:
+    from licodec.api import compress_tensor
+    from licodec.io import read_image_bytes
+
+    x, channels = read_image_bytes(data, name)
+    return compress_tensor(x, channels, codec, quality), x.shape[-2], x.shape[-1]
+
+
+@main.command()
+@click.argument("source")
+@click.option("-o", "--output", help="Output file (a folder when SOURCE is a folder); - for stdout.")
+@click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True, help="Codec name (see `licodec zoo`).")
+@click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int, help="Quality level.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+def compress(source: str, output: str | None, codec_name: str, quality: int, force: bool) -> None:
+    """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
+    from licodec.api import load
+
+    codec = load(codec_name, quality)
+    if source != "-" and Path(source).is_dir():
+        _compress_folder(Path(source), Path(output) if output else Path(source), codec, quality, force)
+        return
+    data = _read_input(source)
+    if output is None:
+        output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
+    if output != "-" and Path(output).exists() and not force:
+        raise LicodecError(f"{output}: exists (use --force to overwrite)")
+    encoded, height, width = _compress_one(data, source, codec, quality)
+    _write_output(output, encoded, force)
+    bpp = 8 * len(encoded) / (height * width)
+    click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp", err=True)
+
+
+def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, force: bool) -> None:
+    from tqdm import tqdm
+
+    from licodec.data.folder import list_images
+
+    paths = list_images(folder)
+    if not paths:
+        raise LicodecError(f"{folder}: no images found")
+    out_folder.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    total_bytes = total_pixels = 0
+    for path in tqdm(paths, desc="compressing", unit="image"):
+        target = out_folder / path.relative_to(folder).with_suffix(".lic")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if target.exists() and not force:
+                raise LicodecError(f"{target}: exists (use --force to overwrite)")
+            encoded, height, width = _compress_one(path.read_bytes(), str(path), codec, quality)
+            _write_output(str(target), encoded, force)
+            total_bytes += len(encoded)
+            total_pixels += height * width
+        except LicodecError as error:
+            failures += 1
+            tqdm.write(f"licodec: {error}", file=sys.stderr)
+    done = len(paths) - failures
+    if total_pixels:
+        click.echo(f"{done} images -> {out_folder}: {total_bytes} bytes, "
+                   f"{8 * total_bytes / total_pixels:.4f} bpp", err=True)
+    if failures:
+        _fail(f"{failures} of {len(paths)} images failed")
+
+
+@main.command()
+@click.argument("source")
+@click.option("-o", "--output", help="Output image (format from its suffix, PNG by default); - for stdout (PNG).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
+def decompress(source: str, output: str | None, force: bool) -> None:
+    """Decompress a .lic file (or - for stdin) to an image."""
+    from licodec.api import decompress_tensor
+    from licodec.io import encode_image, to_pil
+
+    data = _read_input(source)
+    if output is None:
+        output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
+    if output != "-" and Path(output).exists() and not force:
+        raise LicodecError(f"{output}: exists (use --force to overwrite)")
+    x_hat, header = decompress_tensor(data)
+    image = to_pil(x_hat, header.channels)
+    _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
+    click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
+
+
+@main.command()
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print the header as JSON.")
+def info(source: str, as_json: bool) -> None:
+    """Print the header of a .lic file."""
+    from dataclasses import asdict
+
+    from licodec.bitstream import unpack
+
+    data = _read_input(source)
+    header, _ = unpack(data)
+    fields = asdict(header)
+    fields["section_lengths"] = list(header.section_lengths)
+    fields["bytes"] = len(data)
+    fields["bpp"] = round(8 * len(data) / (header.height * header.width), 6)
+    if as_json:
+        click.echo(json.dumps(fields, indent=2))
+        return
+    for key, value in fields.items():
+        click.echo(f"{key:>16}: {value}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
+def zoo(as_json: bool) -> None:
+    """List the codecs, their shipped weights and how they were trained."""
+    from licodec import zoo as weights
+    from licodec.registry import codec_class, names
+
+    entries = weights.index()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2))
+        return
+    for name in names():
+        cls = codec_class(name)
+        entry = entries.get(name)
+        click.echo(f"{name}  {cls.taxonomy.reference}")
+        if entry is None:
+            click.echo("    no shipped weights")
+            continue
+        click.echo(f"    weights {entry['file']} ({entry['bytes'] / 1e6:.1f} MB, hash {entry['hash']}), "
+                   f"qualities 1-{entry['qualities']}, lambdas {entry['lmbdas']}")
+        trained = entry["provenance"]
+        if trained:
+            click.echo("    trained: " + ", ".join(f"{k} {v}" for k, v in trained.items()))
+
+
+@main.command()
+@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
+def taxonomy(markdown: bool) -> None:
+    """Print the survey's taxonomy of the implemented codecs."""
+    from licodec.registry import codec_class, names
+
+    rows = [{"codec": name, **codec_class(name).taxonomy.row()} for name in names()]
+    columns = list(rows[0])
+    if markdown:
+        click.echo("| " + " | ".join(columns) + " |")
+        click.echo("|" + "---|" * len(columns))
+        for row in rows:
+            click.echo("| " + " | ".join(row[c] for c in columns) + " |")
+        return
+    for row in rows:
+        click.echo(row["codec"])
+        for column in columns[1:]:
+            click.echo(f"    {column:>20}: {row[column]}")
+
+
+@main.command()
+@click.option("--codec", "codec_name", required=True, help="Codec to train.")
+@click.option("--data", required=True, type=click.Path(exists=True, file_okay=False), help="Folder of images.")
+@click.option("--lmbda", default=None, help="Lambda, or comma-separated lambdas for a variable-rate model.")
+@click.option("--checkpoint", required=True, type=click.Path(dir_okay=False), help="Checkpoint file.")
+@click.option("--resume", is_flag=True, help="Continue from --checkpoint.")
+@click.option("--steps", default=20000, show_default=True)
+@click.option("--batch-size", default=8, show_default=True)
+@click.option("--crop", default=128, show_default=True)
+@click.option("--lr", default=1e-4, show_default=True)
+@click.option("--final-lr", default=1e-5, show_default=True)
+@click.option("--clip", default=1.0, show_default=True, help="Gradient norm clip.")
+@click.option("--metric", type=click.Choice(["mse", "ms-ssim"]), default="mse", show_default=True)
+@click.option("--channels", default=None, help="N,M channel counts (e.g. 128,192 or 192,320).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--threads", default=0, help="torch threads (0: PyTorch's default).")
+@click.option("--checkpoint-every", default=500, show_default=True)
+@click.option("--export", type=click.Path(dir_okay=False), help="Write fp16 weights with tables here at the end.")
+def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume: bool, steps: int,
+          batch_size: int, crop: int, lr: float, final_lr: float, clip: float, metric: str, channels: str | None,
+          seed: int, device: str, threads: int, checkpoint_every: int, export: str | None) -> None:
+    """Train a codec (run it under `torchrun` for data-parallel training)."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    from licodec.train import TrainConfig, fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    kwargs: dict = {}
+    try:
+        if lmbda:
+            kwargs["lmbdas"] = [float(v) for v in lmbda.split(",")]
+        if channels:
+            kwargs["N"], kwargs["M"] = (int(v) for v in channels.split(","))
+    except ValueError:
+        raise click.BadParameter("expects comma-separated numbers") from None
+    if resume and not Path(checkpoint).exists():
+        raise LicodecError(f"{checkpoint}: no checkpoint to resume from")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        if device.startswith("cuda"):
+            device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    config = TrainConfig(codec=codec_name, data=data, checkpoint=checkpoint, steps=steps, batch_size=batch_size,
+                         crop=crop, lr=lr, final_lr=final_lr, clip=clip, metric=metric, seed=seed, device=device,
+                         checkpoint_every=checkpoint_every, codec_kwargs=kwargs)
+    try:
+        codec = fit(config, resume=resume)
+    except ValueError as error:
+        raise LicodecError(str(error)) from None
+    if export and (not dist.is_initialized() or dist.get_rank() == 0):
+        _export(codec.cpu(), export, {"steps": steps, "device": device, "data": data})
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _export(codec, path: str, provenance: dict) -> None:
+    from licodec import zoo as weights
+
+    digest = weights.save(codec, path, provenance)
+    click.echo(f"wrote {path} (hash {digest})", err=True)
+
+
+@main.command()
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write.")
+@click.option("--note", multiple=True, help="key=value provenance to record (hardware, time, ...).")
+def export(checkpoint: str, output: str, note: tuple[str, ...]) -> None:
+    """Export a training checkpoint as fp16 safetensors with integer tables (a zoo file)."""
+    import torch
+
+    from licodec.registry import codec_class
+
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    codec = codec_class(state["codec"])(**state["train_config"]["codec_kwargs"])
+    codec.load_state_dict(state["model"])
+    provenance = {"steps": state["step"], "batch_size": state["train_config"]["batch_size"],
+                  "crop": state["train_config"]["crop"], "metric": state["train_config"]["metric"]}
+    for item in note:
+        key, _, value = item.partition("=")
+        provenance[key] = value
+    _export(codec, output, provenance)
+
+
+@main.command()
+@click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True)
+@click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int)
+@click.option("--image", default=None, help="Image to use instead of the bundled sample.")
+def demo(codec_name: str, quality: int, image: str | None) -> None:
+    """Compress and decompress the bundled sample image; print size, bpp and PSNR."""
+    import time
+
+    from licodec.api import compress_tensor, decompress_tensor, load
+    from licodec.eval.metrics import psnr
+    from licodec.io import read_image
+
+    source = image or str(Path(__file__).parent / "samples" / "kodim23-crop.png")
+    codec = load(codec_name, quality)
+    x, channels = read_image(source)
+    start = time.perf_counter()
+    data = compress_tensor(x, channels, codec, quality)
+    encode_s = time.perf_counter() - start
+    start = time.perf_counter()
+    x_hat, _ = decompress_tensor(data)
+    decode_s = time.perf_counter() - start
+    height, width = x.shape[-2:]
+    click.echo(f"image   {source} ({width}x{height})")
+    click.echo(f"codec   {codec_name}, quality {quality}")
+    click.echo(f"bytes   {len(data)}")
+    click.echo(f"bpp     {8 * len(data) / (height * width):.4f}")
+    click.echo(f"PSNR    {psnr(x, x_hat):.2f} dB")
+    click.echo(f"time    encode {encode_s:.2f} s, decode {decode_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, classical codecs, BD-rate."""

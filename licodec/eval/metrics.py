@@ -1,0 +1,35 @@
+"""Quality metrics on 8-bit RGB: every reconstruction is rounded to 8 bits before it is measured."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def _to_8bit(x: Tensor) -> Tensor:
+    return torch.round(x.clamp(0, 1) * 255).double()
+
+
+def mse(x: Tensor, y: Tensor) -> float:
+    """Mean squared error in 8-bit units of two images in [0, 1] (both rounded to 8 bits)."""
+    return float(((_to_8bit(x) - _to_8bit(y)) ** 2).mean())
+
+
+def psnr(x: Tensor, y: Tensor) -> float:
+    """PSNR in dB over all RGB samples, peak 255; inf for identical images."""
+    error = mse(x, y)
+    return math.inf if error == 0 else 10 * math.log10(255.0**2 / error)
+
+
+def ms_ssim(x: Tensor, y: Tensor) -> float:
+    """MS-SSIM (Wang et al. 2003) on 8-bit RGB, via pytorch-msssim."""
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
+    return float(_ms_ssim(_to_8bit(x).float(), _to_8bit(y).float(), data_range=255.0))
+
+
+def bpp(num_bytes: int, height: int, width: int) -> float:
+    """Bits per pixel of a file of `num_bytes` for an image of height x width."""
+    return 8 * num_bytes / (height * width)

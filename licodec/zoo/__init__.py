@@ -1,0 +1,119 @@
+"""Shipped weights: fp16 safetensors with their integer CDF tables, one file per codec.
+
+`save` rounds the weights to fp16 first and freezes the tables from the rounded weights, so the tables describe
+exactly the model that `load` rebuilds. The file's SHA-256 identifies the weights in every bitstream header.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_bytes
+from safetensors.torch import save as save_bytes
+
+from licodec.bitstream import HASH_BYTES
+from licodec.codecs.base import Codec
+from licodec.entropy.tables import CdfTables
+from licodec.errors import WeightsError
+from licodec.registry import codec_class
+
+ZOO = Path(__file__).parent
+
+def weights_path(name: str) -> Path:
+    """Where the shipped weights of codec `name` live."""
+    return ZOO / f"{name}.safetensors"
+
+def _table_owners(codec: Codec) -> dict[str, torch.nn.Module]:
+    return {name: module for name, module in codec.named_modules() if hasattr(module, "tables")}
+
+def to_bytes(codec: Codec, provenance: dict) -> bytes:
+    """Round `codec` to fp16, freeze its tables and serialize it (see the module docstring)."""
+    with torch.no_grad():
+        for parameter in codec.parameters():
+            parameter.copy_(parameter.half().float())
+    codec.update()
+    tensors = {}
+    for key, value in codec.state_dict().items():
+        is_parameter = key in dict(codec.named_parameters())
+        tensors[f"model.{key}"] = value.half() if is_parameter else value
+    for name, module in _table_owners(codec).items():
+        tensors.update(module.tables.to_tensors(f"tables.{name}"))
+    metadata = {
+        "codec": codec.name,
+        "config": json.dumps(codec.config),
+        "provenance": json.dumps(provenance),
+    }
+    return save_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
+
+def save(codec: Codec, path: str | Path, provenance: dict) -> str:
+    """Write `codec` as a weights file; returns its hash."""
+    data = to_bytes(codec, provenance)
+    Path(path).write_bytes(data)
+    return digest(data)
+
+def digest(data: bytes) -> str:
+    """The weights hash that bitstream headers record."""
+    return hashlib.sha256(data).digest()[:HASH_BYTES].hex()
+
+def from_bytes(data: bytes) -> Codec:
+    """Rebuild a codec, tables included, from the bytes of a weights file."""
+    try:
+        tensors = load_bytes(data)
+
+        metadata = _metadata(data)
+    except (SafetensorError, ValueError, json.JSONDecodeError) as error:
+        raise WeightsError(f"weights file is damaged ({error})") from None
+    codec = codec_class(metadata["codec"])(**json.loads(metadata["config"]))
+    state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
+             for k, v in tensors.items() if k.startswith("model.")}
+    codec.load_state_dict(state)
+    for name, module in _table_owners(codec).items():
+        module.tables = CdfTables.from_tensors(tensors, f"tables.{name}")
+    codec.eval()
+    codec.weights_hash = digest(data)
+    codec.provenance = json.loads(metadata.get("provenance", "{}"))
+    return codec
+
+def _metadata(data: bytes) -> dict[str, str]:
+    header_length = int.from_bytes(data[:8], "little")
+    return json.loads(data[8 : 8 + header_length]).get("__metadata__", {})
+
+def installed() -> list[str]:
+    """Names of the codecs that have shipped weights."""
+    return sorted(p.stem for p in ZOO.glob("*.safetensors"))
+
+@lru_cache(maxsize=8)
+def _load_cached(name: str) -> Codec:
+    path = weights_path(name)
+    if not path.exists():
+        codec_class(name)  # an unknown name gets the "unknown codec" error instead
+        raise WeightsError(f"no trained weights for {name!r} are installed (have: {', '.join(installed()) or 'none'})")
+    return from_bytes(path.read_bytes())
+
+def load(name: str) -> Codec:
+    """The shipped codec `name`, ready to code (eval mode, tables loaded). Cached per process."""
+    return _load_cached(name)
+
+def index() -> dict:
+    """The zoo's index: per codec, its qualities, lambdas, size and training provenance."""
+    entries = {}
+    for name in installed():
+        path = weights_path(name)
+        data = path.read_bytes()
+        metadata = _metadata(data)
+        config = json.loads(metadata["config"])
+        entries[name] = {
+            "file": path.name,
+            "bytes": len(data),
+            "hash": digest(data),
+            "qualities": len(config["lmbdas"]),
+            "lmbdas": config["lmbdas"],
+            "config": config,
+            "provenance": json.loads(metadata.get("provenance", "{}")),
+        }
+    return entries

@@ -1,0 +1,57 @@
+import random
+
+import pytest
+
+from licodec import bitstream
+from licodec.errors import BitstreamError
+
+
+def _sample():
+    header = bitstream.Header("balle2018-hyperprior", "0123456789abcdef", 512, 768, 3, 4)
+    return header, [b"\x01\x02\x03\x04", b"hello world!"]
+
+
+def test_pack_unpack_round_trip():
+    header, sections = _sample()
+    data = bitstream.pack(header, sections)
+    parsed, parsed_sections = bitstream.unpack(data)
+    assert parsed.codec == header.codec
+    assert parsed.weights_hash == header.weights_hash
+    assert (parsed.height, parsed.width, parsed.channels, parsed.quality) == (512, 768, 3, 4)
+    assert parsed_sections == sections
+    assert parsed.section_lengths == (4, 12)
+
+
+def test_every_truncation_is_reported():
+    data = bitstream.pack(*_sample())
+    for end in range(len(data)):
+        with pytest.raises(BitstreamError):
+            bitstream.unpack(data[:end])
+
+
+def test_not_a_lic_file():
+    with pytest.raises(BitstreamError, match="not a .lic file"):
+        bitstream.unpack(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+
+
+def test_unknown_version():
+    data = bytearray(bitstream.pack(*_sample()))
+    data[4] = 99
+    with pytest.raises(BitstreamError, match="version 99"):
+        bitstream.unpack(bytes(data))
+
+
+def test_trailing_bytes():
+    with pytest.raises(BitstreamError, match="unexpected bytes"):
+        bitstream.unpack(bitstream.pack(*_sample()) + b"x")
+
+
+def test_random_byte_flips_are_caught():
+    data = bitstream.pack(*_sample())
+    rng = random.Random(0)
+    for _ in range(2000):
+        damaged = bytearray(data)
+        position = rng.randrange(len(damaged))
+        damaged[position] ^= rng.randrange(1, 256)
+        with pytest.raises(BitstreamError):
+            bitstream.unpack(bytes(damaged))
