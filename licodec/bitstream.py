@@ -31,6 +31,7 @@ from licodec.errors import BitstreamError
 MAGIC = b"\x89LIC"
 FORMAT_VERSION = 1
 HASH_BYTES = 8
+MAX_PIXELS = 1 << 28  # 16384 x 16384: a larger size in a header is damage, not an image
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
     weights = bytes.fromhex(header.weights_hash)
     if len(name) > 255 or len(weights) != HASH_BYTES or len(sections) > 255:
         raise ValueError("codec name, weights hash or section count out of range")
-    if not (0 < header.height < 2**32 and 0 < header.width < 2**32 and header.channels in (1, 3)):
+    if not (0 < header.height and 0 < header.width and header.height * header.width <= MAX_PIXELS
+            and header.channels in (1, 3)):
         raise ValueError("image size or channel count out of range")
     head = bytearray(MAGIC)
     head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
@@ -112,6 +114,8 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError("codec name is not ASCII") from None
     if channels not in (1, 3) or height == 0 or width == 0:
         raise BitstreamError(f"invalid image description ({width}x{height}, {channels} channels)")
+    if height * width > MAX_PIXELS:
+        raise BitstreamError(f"image size {width}x{height} exceeds licodec's limit of {MAX_PIXELS} pixels")
     sections = []
     for length in lengths:
         sections.append(reader.take(length))

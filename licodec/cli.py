@@ -70,6 +70,11 @@ def _write_output(target: str, data: bytes, force: bool) -> None:
         write_atomic(target, data, overwrite=force)
 
 
+def _refuse_existing(output: str, force: bool) -> None:
+    if output != "-" and Path(output).exists() and not force:
+        raise LicodecError(f"{output}: exists (use --force to overwrite)")
+
+
 def _compress_one(data: bytes, name: str, codec, quality: int) -> tuple[bytes, int, int]:
     from licodec.api import compress_tensor
     from licodec.io import read_image_bytes
@@ -92,12 +97,15 @@ def compress(source: str, output: str | None, codec_name: str, quality: int, for
     if source != "-" and Path(source).is_dir():
         _compress_folder(Path(source), Path(output) if output else Path(source), codec, quality, force)
         return
-    data = _read_input(source)
+    from licodec.api import compress_tensor
+    from licodec.io import read_image_bytes
+
+    x, channels = read_image_bytes(_read_input(source), source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
-    if output != "-" and Path(output).exists() and not force:
-        raise LicodecError(f"{output}: exists (use --force to overwrite)")
-    encoded, height, width = _compress_one(data, source, codec, quality)
+    _refuse_existing(output, force)
+    encoded = compress_tensor(x, channels, codec, quality)
+    height, width = x.shape[-2:]
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp", err=True)
@@ -118,8 +126,7 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, force:
         target = out_folder / path.relative_to(folder).with_suffix(".lic")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.exists() and not force:
-                raise LicodecError(f"{target}: exists (use --force to overwrite)")
+            _refuse_existing(str(target), force)
             encoded, height, width = _compress_one(path.read_bytes(), str(path), codec, quality)
             _write_output(str(target), encoded, force)
             total_bytes += len(encoded)
@@ -142,13 +149,14 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, force:
 def decompress(source: str, output: str | None, force: bool) -> None:
     """Decompress a .lic file (or - for stdin) to an image."""
     from licodec.api import decompress_tensor
+    from licodec.bitstream import unpack
     from licodec.io import encode_image, to_pil
 
     data = _read_input(source)
+    unpack(data)  # a damaged or foreign file is reported before anything else
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
-    if output != "-" and Path(output).exists() and not force:
-        raise LicodecError(f"{output}: exists (use --force to overwrite)")
+    _refuse_existing(output, force)
     x_hat, header = decompress_tensor(data)
     image = to_pil(x_hat, header.channels)
     _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
@@ -240,10 +248,12 @@ def taxonomy(markdown: bool) -> None:
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
 @click.option("--threads", default=0, help="torch threads (0: PyTorch's default).")
 @click.option("--checkpoint-every", default=500, show_default=True)
+@click.option("--stop-at", default=None, type=int, help="End this run at that step (resume later with --resume).")
 @click.option("--export", type=click.Path(dir_okay=False), help="Write fp16 weights with tables here at the end.")
 def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume: bool, steps: int,
           batch_size: int, crop: int, lr: float, final_lr: float, clip: float, metric: str, channels: str | None,
-          seed: int, device: str, threads: int, checkpoint_every: int, export: str | None) -> None:
+          seed: int, device: str, threads: int, checkpoint_every: int, stop_at: int | None,
+          export: str | None) -> None:
     """Train a codec (run it under `torchrun` for data-parallel training)."""
     import os
 
@@ -272,7 +282,7 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
                          crop=crop, lr=lr, final_lr=final_lr, clip=clip, metric=metric, seed=seed, device=device,
                          checkpoint_every=checkpoint_every, codec_kwargs=kwargs)
     try:
-        codec = fit(config, resume=resume)
+        codec = fit(config, resume=resume, stop_at=stop_at)
     except ValueError as error:
         raise LicodecError(str(error)) from None
     if export and (not dist.is_initialized() or dist.get_rank() == 0):

@@ -1,3 +1,20 @@
-"""One module per scheme of the survey. Importing this package registers them all."""
+"""One module per scheme of the survey. Importing this package registers them all.
+
+`licodec.codecs()` lists the codec names. Because importing this subpackage rebinds the name `licodec.codecs`
+to it, the package itself is made callable with the same meaning.
+"""
+
+import sys
+import types
 
 from licodec.codecs import balle2017, balle2018  # noqa: F401
+
+
+class _CallablePackage(types.ModuleType):
+    def __call__(self) -> list[str]:
+        from licodec.registry import names
+
+        return names()
+
+
+sys.modules[__name__].__class__ = _CallablePackage

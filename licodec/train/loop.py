@@ -71,8 +71,11 @@ def build(config: TrainConfig) -> Codec:
     return codec_class(config.codec)(**config.codec_kwargs)
 
 
-def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Codec:
-    """Train `config.codec` and return it (tables not yet frozen: call `update()` before coding)."""
+def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Codec:
+    """Train `config.codec` and return it (tables not yet frozen: call `update()` before coding).
+
+    `stop_at` ends this run early at that step, with a checkpoint, so a long schedule can run in resumable chunks.
+    """
     if config.metric not in METRICS:
         raise ValueError(f"unknown metric {config.metric!r}; expected one of {METRICS}")
     if config.metric == "ms-ssim" and config.crop < MIN_MS_SSIM_CROP:
@@ -104,7 +107,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Cod
         step = state["step"]
     codec.train()
     bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc=config.codec)
-    while step < config.steps:
+    last = config.steps if stop_at is None else min(stop_at, config.steps)
+    while step < last:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
         x = sampler.batch(config.batch_size).to(device)
@@ -125,7 +129,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True) -> Cod
         if step % 10 == 0:
             bar.set_postfix(loss=f"{terms['loss'].item():.3f}", bpp=f"{terms['bpp'].item():.3f}",
                             psnr=f"{terms['psnr'].item():.2f}", aux=f"{aux.item():.1f}")
-        if step % config.checkpoint_every == 0 or step == config.steps:
+        if step % config.checkpoint_every == 0 or step == last:
             _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world)
     bar.close()
     return codec

@@ -1,0 +1,113 @@
+"""The public API on the shipped default codec, and damaged files through the whole decoder."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import licodec
+from licodec.errors import LicodecError
+
+
+def _photo(height=40, width=56):
+    y, x = np.mgrid[0:height, 0:width]
+    array = np.stack([(x * 4) % 256, (y * 5) % 256, ((x + y) * 3) % 256], axis=2).astype(np.uint8)
+    return array
+
+
+@pytest.fixture(scope="module")
+def small_file():
+    return licodec.compress(_photo(), quality=1)
+
+
+def test_compress_decompress_pil_numpy_tensor():
+    array = _photo()
+    data = licodec.compress(array)
+    assert data == licodec.compress(Image.fromarray(array))
+    assert data == licodec.compress(torch.from_numpy(array).permute(2, 0, 1).float() / 255)
+    image = licodec.decompress(data)
+    assert image.size == (56, 40) and image.mode == "RGB"
+
+
+def test_grayscale_round_trip():
+    gray = _photo()[..., 0]
+    image = licodec.decompress(licodec.compress(gray))
+    assert image.mode == "L" and image.size == (56, 40)
+
+
+def test_unknown_codec_and_quality():
+    with pytest.raises(licodec.CodecError, match="unknown codec"):
+        licodec.compress(_photo(), codec="nope")
+    with pytest.raises(licodec.CodecError, match="quality"):
+        licodec.compress(_photo(), quality=99)
+
+
+def test_codecs_lists_the_schemes():
+    assert {"balle2017-factorized", "balle2018-hyperprior", "balle2018-mean-scale"} <= set(licodec.codecs())
+
+
+def test_every_truncation_of_a_small_file(small_file):
+    for end in range(len(small_file)):
+        with pytest.raises(LicodecError):
+            licodec.decompress(small_file[:end])
+
+
+def _flip_bytes(data, count, seed):
+    rng = random.Random(seed)
+    for _ in range(count):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] ^= rng.randrange(1, 256)
+        yield bytes(damaged)
+
+
+def _decodes_or_reports(damaged):
+    try:
+        image = licodec.decompress(damaged)
+    except LicodecError:
+        return
+    assert isinstance(image, Image.Image)
+
+
+def test_random_byte_flips(small_file):
+    for damaged in _flip_bytes(small_file, 300, seed=0):
+        _decodes_or_reports(damaged)
+
+
+@pytest.mark.slow
+def test_thousands_of_random_byte_flips(small_file):
+    for damaged in _flip_bytes(small_file, 5000, seed=1):
+        _decodes_or_reports(damaged)
+
+
+def test_damaged_payload_with_a_valid_checksum_decodes_or_reports(small_file):
+    """Flips in the coded sections behind a recomputed CRC reach the entropy decoder itself."""
+    import struct
+    import zlib
+
+    from licodec.bitstream import unpack
+
+    header, _ = unpack(small_file)
+    payload_start = len(small_file) - 4 - sum(header.section_lengths)
+    rng = random.Random(2)
+    for _ in range(300):
+        damaged = bytearray(small_file[:-4])
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(payload_start, len(damaged))] ^= rng.randrange(1, 256)
+        _decodes_or_reports(bytes(damaged) + struct.pack(">I", zlib.crc32(damaged)))
+
+
+def test_header_claiming_a_huge_image_is_refused(small_file):
+    import struct
+    import zlib
+
+    from licodec.bitstream import unpack
+
+    header, _ = unpack(small_file)
+    name_end = 6 + len(header.codec) + 8
+    damaged = bytearray(small_file[:-4])
+    damaged[name_end : name_end + 8] = struct.pack(">II", 60000, 60000)
+    with pytest.raises(LicodecError, match="limit"):
+        licodec.decompress(bytes(damaged) + struct.pack(">I", zlib.crc32(damaged)))

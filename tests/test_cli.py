@@ -1,0 +1,102 @@
+"""The `licodec` command through a subprocess: exit codes, one-line messages, no partial output files."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def run(*args, stdin=None, cwd=None):
+    return subprocess.run([sys.executable, "-m", "licodec.cli", *args], input=stdin, capture_output=True,
+                          cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def photo(tmp_path):
+    y, x = np.mgrid[0:48, 0:70]
+    array = np.stack([(x * 3) % 256, (y * 5) % 256, (x * y) % 256], axis=2).astype(np.uint8)
+    path = tmp_path / "photo.png"
+    Image.fromarray(array).save(path)
+    return path
+
+
+def _one_line_error(result, fragment):
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("licodec: ") and fragment in lines[0], lines
+    assert b"Traceback" not in result.stderr
+
+
+def test_compress_decompress_info(photo, tmp_path):
+    result = run("compress", str(photo), "-q", "2")
+    assert result.returncode == 0, result.stderr
+    lic = tmp_path / "photo.lic"
+    assert lic.exists() and b"bpp" in result.stderr
+    info = run("info", str(lic))
+    assert info.returncode == 0 and b"balle2018-hyperprior" in info.stdout and b"70" in info.stdout
+    out = tmp_path / "back.png"
+    result = run("decompress", str(lic), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert Image.open(out).size == (70, 48)
+
+
+def test_stdin_and_stdout(photo):
+    encoded = run("compress", "-", stdin=photo.read_bytes())
+    assert encoded.returncode == 0 and encoded.stdout[:4] == b"\x89LIC"
+    decoded = run("decompress", "-", stdin=encoded.stdout)
+    assert decoded.returncode == 0 and decoded.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_existing_output_is_not_overwritten(photo, tmp_path):
+    target = tmp_path / "photo.lic"
+    target.write_bytes(b"mine")
+    _one_line_error(run("compress", str(photo)), "exists")
+    assert target.read_bytes() == b"mine"
+    assert run("compress", str(photo), "--force").returncode == 0
+    assert target.read_bytes()[:4] == b"\x89LIC"
+
+
+def test_errors_are_one_line_and_leave_no_file(tmp_path):
+    _one_line_error(run("compress", str(tmp_path / "missing.png")), "no such file")
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"definitely not an image")
+    _one_line_error(run("compress", str(junk)), "not an image")
+    assert not (tmp_path / "junk.lic").exists()
+    fake = tmp_path / "fake.lic"
+    fake.write_bytes(b"\x89LIC\x01garbage")
+    _one_line_error(run("decompress", str(fake)), "truncated")
+    assert not (tmp_path / "fake.png").exists()
+    _one_line_error(run("decompress", str(junk)), "not a .lic file")
+    _one_line_error(run("info", str(junk)), "not a .lic file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.lic", "junk.png"]
+
+
+def test_bad_options(photo):
+    _one_line_error(run("compress", str(photo), "--codec", "nope"), "unknown codec")
+    _one_line_error(run("compress", str(photo), "--quality", "0"), "quality")
+    assert run("compress", str(photo), "--quality", "x").returncode == 2
+
+
+def test_transparency_is_refused(tmp_path):
+    path = tmp_path / "alpha.png"
+    Image.new("RGBA", (8, 8), (1, 2, 3, 0)).save(path)
+    _one_line_error(run("compress", str(path)), "transparency")
+    assert not (tmp_path / "alpha.lic").exists()
+
+
+def test_folder(photo, tmp_path):
+    Image.open(photo).convert("L").save(tmp_path / "gray.png")
+    (tmp_path / "notes.txt").write_text("ignored")
+    out = tmp_path / "out"
+    result = run("compress", str(tmp_path), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["gray.lic", "photo.lic"]
+
+
+def test_zoo_and_taxonomy():
+    result = run("zoo")
+    assert result.returncode == 0 and b"balle2018-hyperprior" in result.stdout
+    result = run("taxonomy", "--markdown")
+    assert result.returncode == 0 and b"| balle2017-factorized |" in result.stdout
