@@ -319,6 +319,45 @@ def export(checkpoint: str, output: str, note: tuple[str, ...]) -> None:
     _export(codec, output, provenance)
 
 
+@main.command(name="eval")
+@click.option("--codecs", "codec_list", default="balle2018-hyperprior,balle2017-factorized,jpeg", show_default=True,
+              help="Comma-separated codecs: learned names and classical ones (jpeg, jpeg444, webp).")
+@click.option("--dataset", "root", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of images (e.g. the 24 Kodak images).")
+@click.option("--anchor", default="jpeg", show_default=True, help="Codec the BD-rates are measured against.")
+@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for results.json, points.csv and report.md.")
+@click.option("--limit", default=0, help="Use only the first N images (0: all).")
+def evaluate(codec_list: str, root: str, anchor: str, out_dir: str, limit: int) -> None:
+    """Evaluate codecs on a folder of images: RD table and BD-rates from real file sizes."""
+    import csv
+
+    from licodec.data.folder import list_images
+    from licodec.eval.report import markdown_report
+    from licodec.eval.run import as_rows, evaluate as run_evaluation, mean_curves
+
+    names = [n.strip() for n in codec_list.split(",") if n.strip()]
+    if anchor not in names:
+        names.append(anchor)
+    images = list_images(root)[: limit or None]
+    if not images:
+        raise LicodecError(f"{root}: no images found")
+    points = run_evaluation(names, images)
+    curves = mean_curves(points)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = as_rows(points)
+    (out / "results.json").write_text(json.dumps({"images": [p.name for p in images], "mean": curves,
+                                                  "points": rows}, indent=1))
+    with open(out / "points.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = markdown_report(curves, anchor)
+    (out / "report.md").write_text(report)
+    click.echo(report)
+
+
 @main.command()
 @click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True)
 @click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int)
