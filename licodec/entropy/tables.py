@@ -31,9 +31,10 @@ class CdfTables:
         return int(self.lengths.shape[0])
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The tables as named int32 tensors, for a safetensors file."""
+        """The tables as named int32 tensors, for a safetensors file (frequencies packed without padding)."""
+        packed = np.concatenate([self.freqs[t, : self.lengths[t] + 1] for t in range(self.count)])
         return {
-            f"{prefix}.freqs": torch.from_numpy(self.freqs.astype(np.int32)),
+            f"{prefix}.freqs": torch.from_numpy(packed.astype(np.int32)),
             f"{prefix}.lengths": torch.from_numpy(self.lengths.astype(np.int32)),
             f"{prefix}.offsets": torch.from_numpy(self.offsets.astype(np.int32)),
         }
@@ -41,11 +42,15 @@ class CdfTables:
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> CdfTables:
         """Inverse of `to_tensors`."""
-        return cls(
-            freqs=tensors[f"{prefix}.freqs"].numpy().astype(np.int32),
-            lengths=tensors[f"{prefix}.lengths"].numpy().astype(np.int32),
-            offsets=tensors[f"{prefix}.offsets"].numpy().astype(np.int32),
-        )
+        packed = tensors[f"{prefix}.freqs"].numpy().astype(np.int32)
+        lengths = tensors[f"{prefix}.lengths"].numpy().astype(np.int32)
+        if packed.ndim != 1 or int((lengths + 1).sum()) != packed.size:
+            raise ValueError(f"tables {prefix} are inconsistent with their lengths")
+        freqs = np.zeros((len(lengths), int(lengths.max()) + 1), dtype=np.int32)
+        starts = np.concatenate([[0], np.cumsum(lengths + 1)])
+        for t, length in enumerate(lengths):
+            freqs[t, : length + 1] = packed[starts[t] : starts[t + 1]]
+        return cls(freqs=freqs, lengths=lengths, offsets=tensors[f"{prefix}.offsets"].numpy().astype(np.int32))
 
 
 def quantize_pmfs(pmfs: list[np.ndarray], tails: list[float], offsets: list[int]) -> CdfTables:

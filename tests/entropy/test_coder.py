@@ -68,3 +68,13 @@ def test_damaged_data_is_reported_or_decodes():
         except BitstreamError:
             continue
         assert out.shape == index.shape
+
+
+def test_tables_survive_packing():
+    from licodec.entropy.tables import CdfTables
+
+    tables = _tables()
+    restored = CdfTables.from_tensors(tables.to_tensors("t"), "t")
+    np.testing.assert_array_equal(restored.freqs, tables.freqs)
+    np.testing.assert_array_equal(restored.lengths, tables.lengths)
+    np.testing.assert_array_equal(restored.offsets, tables.offsets)
