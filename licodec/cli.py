@@ -334,7 +334,8 @@ def evaluate(codec_list: str, root: str, anchor: str, out_dir: str, limit: int) 
 
     from licodec.data.folder import list_images
     from licodec.eval.report import markdown_report
-    from licodec.eval.run import as_rows, evaluate as run_evaluation, mean_curves
+    from licodec.eval.run import as_rows, mean_curves
+    from licodec.eval.run import evaluate as run_evaluation
 
     names = [n.strip() for n in codec_list.split(",") if n.strip()]
     if anchor not in names:

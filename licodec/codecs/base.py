@@ -72,6 +72,21 @@ class Codec(nn.Module):
         # Replicate padding needs at least one pixel; inputs always have one.
         return F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
 
+    def prepare(self) -> Codec:
+        """Ready the codec for coding: eval mode and channels-last weights.
+
+        Channels-last lets oneDNN pick its fastest convolution kernels on the CPU (about twice as fast for the
+        transposed convolutions of g_s). It changes the float rounding of the transforms only, never the integer
+        path that selects probability tables.
+        """
+        self.eval()
+        return self.to(memory_format=torch.channels_last)
+
+    @staticmethod
+    def layout(x: Tensor) -> Tensor:
+        """A transform input in the memory layout `prepare` chose."""
+        return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
     def padded_size(self, height: int, width: int) -> tuple[int, int]:
         """The size the transforms see for an image of height x width."""
         return height + (-height) % self.multiple, width + (-width) % self.multiple

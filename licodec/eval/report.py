@@ -34,13 +34,15 @@ def bd_table(curves: dict[str, list[dict]], anchor: str) -> list[dict]:
 
 def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
     """The RD points and the BD-rate table, in Markdown."""
-    lines = ["| codec | quality | bpp | PSNR (dB) | MS-SSIM | encode (s) | decode (s) |", "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| codec | quality | bpp | PSNR (dB) | MS-SSIM | encode (s) | decode (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, points in curves.items():
         for p in points:
             lines.append(f"| {name} | {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
                          f"{p['encode_s']:.3f} | {p['decode_s']:.3f} |")
     lines += ["", f"BD-rate against {anchor} (negative: fewer bits at equal quality)", "",
-              "| codec | PSNR, cubic | PSNR, pchip | MS-SSIM dB, cubic | MS-SSIM dB, pchip |", "|---|---:|---:|---:|---:|"]
+              "| codec | PSNR, cubic | PSNR, pchip | MS-SSIM dB, cubic | MS-SSIM dB, pchip |",
+              "|---|---:|---:|---:|---:|"]
     for row in bd_table(curves, anchor):
         cells = [f"{row[k]:+.1f}%" if not math.isnan(row[k]) else "n/a"
                  for k in ("psnr cubic", "psnr pchip", "ms-ssim cubic", "ms-ssim pchip")]

@@ -74,7 +74,7 @@ def from_bytes(data: bytes) -> Codec:
     codec.load_state_dict(state)
     for name, module in _table_owners(codec).items():
         module.tables = CdfTables.from_tensors(tensors, f"tables.{name}")
-    codec.eval()
+    codec.prepare()
     codec.weights_hash = digest(data)
     codec.provenance = json.loads(metadata.get("provenance", "{}"))
     return codec

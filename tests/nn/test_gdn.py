@@ -32,3 +32,17 @@ def test_lower_bound_lets_gradients_pull_back_up():
     x.grad = None
     lower_bound(x, 0.0).sum().backward()  # gradient +1 at the bounded element must not push it lower
     assert x.grad.tolist() == [0.0, 1.0]
+
+
+def test_inference_path_matches_training_path():
+    torch.manual_seed(1)
+    for inverse in (False, True):
+        gdn = GDN(6, inverse=inverse)
+        with torch.no_grad():
+            gdn.gamma.raw.add_(torch.rand(6, 6) * 0.2)
+        x = torch.randn(2, 6, 5, 7)
+        expected = gdn(x)
+        with torch.no_grad():
+            fast = gdn(x.contiguous(memory_format=torch.channels_last))
+        assert fast.is_contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(fast, expected, atol=1e-5, rtol=1e-5)
