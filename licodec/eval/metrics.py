@@ -23,10 +23,15 @@ def psnr(x: Tensor, y: Tensor) -> float:
     return math.inf if error == 0 else 10 * math.log10(255.0**2 / error)
 
 
+MS_SSIM_MIN_SIDE = 161  # five scales of an 11-tap Gaussian window
+
+
 def ms_ssim(x: Tensor, y: Tensor) -> float:
-    """MS-SSIM (Wang et al. 2003) on 8-bit RGB, via pytorch-msssim."""
+    """MS-SSIM (Wang et al. 2003) on 8-bit RGB, via pytorch-msssim; NaN for images too small for five scales."""
     from pytorch_msssim import ms_ssim as _ms_ssim
 
+    if min(x.shape[-2:]) < MS_SSIM_MIN_SIDE:
+        return math.nan
     return float(_ms_ssim(_to_8bit(x).float(), _to_8bit(y).float(), data_range=255.0))
 
 

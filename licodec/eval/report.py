@@ -8,14 +8,17 @@ from licodec.eval.bdrate import bd_rate
 
 
 def ms_ssim_db(value: float) -> float:
-    """MS-SSIM in dB: -10 log10(1 - MS-SSIM)."""
+    """MS-SSIM in dB: -10 log10(1 - MS-SSIM) (NaN stays NaN)."""
+    if math.isnan(value):
+        return math.nan
     return math.inf if value >= 1 else -10 * math.log10(1 - value)
 
 
 def _curve(points: list[dict], metric: str) -> tuple[list[float], list[float]]:
-    rates = [p["bpp"] for p in points]
-    quality = [p["psnr"] if metric == "psnr" else ms_ssim_db(p["ms_ssim"]) for p in points]
-    return rates, quality
+    """(rates, qualities) of the points where the metric is defined."""
+    pairs = [(p["bpp"], p["psnr"] if metric == "psnr" else ms_ssim_db(p["ms_ssim"])) for p in points]
+    pairs = [(r, q) for r, q in pairs if math.isfinite(q)]
+    return [r for r, _ in pairs], [q for _, q in pairs]
 
 
 def bd_table(curves: dict[str, list[dict]], anchor: str) -> list[dict]:

@@ -95,3 +95,25 @@ def test_decoder_and_encoder_agree_on_table_indices_for_extreme_latents():
     index, means = codec._parameters_from_z(z, 0)
     assert index.min() >= 0 and index.max() < codec.gaussian.tables.count
     assert torch.isfinite(means).all()
+
+
+@pytest.mark.slow
+def test_large_image_round_trip_with_the_shipped_model():
+    from licodec import zoo
+
+    codec = zoo.load("balle2018-hyperprior")
+    x = _image(1536, 2048, seed=5)
+    encoded = codec.compress(x, 2)
+    decoded = codec.decompress(Encoded(encoded.sections, 1536, 2048, 2))
+    assert torch.equal(decoded, _quantized_reconstruction(codec, x, 2))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (65, 33), (31, 2000)])
+def test_shipped_model_round_trip_odd_sizes(size):
+    from licodec import zoo
+
+    codec = zoo.load("balle2018-hyperprior")
+    x = _image(*size, seed=7)
+    encoded = codec.compress(x, 3)
+    decoded = codec.decompress(Encoded(encoded.sections, *size, 3))
+    assert torch.equal(decoded, _quantized_reconstruction(codec, x, 3))

@@ -1,0 +1,32 @@
+import numpy as np
+import torch
+from scipy.stats import norm
+
+from licodec.entropy.gaussian import GaussianConditional
+
+
+def test_likelihood_is_the_box_convolved_normal():
+    model = GaussianConditional()
+    y = torch.tensor([0.0, 1.0, -2.0, 3.0])
+    scales = torch.tensor([0.5, 1.0, 2.0, 4.0])
+    means = torch.tensor([0.2, -0.3, 0.0, 1.0])
+    got = model.likelihood(y, scales, means).double().numpy()
+    expected = norm.cdf((y - means + 0.5) / scales) - norm.cdf((y - means - 0.5) / scales)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+def test_tables_cover_the_tails_and_index_picks_the_nearest_level():
+    model = GaussianConditional(levels=16)
+    model.update()
+    tables = model.tables
+    assert tables.count == 16
+    # Wider scales get wider tables.
+    assert (np.diff(tables.lengths) >= 0).all()
+    scales = model.scale_table
+    fixed = torch.round(scales * 1024).long()
+    assert torch.equal(model.index(fixed, 10), torch.arange(16))
+    # Just above the geometric midpoint between two levels goes up, just below stays.
+    mid = torch.sqrt(scales[3] * scales[4])
+    assert model.index(torch.tensor([int(mid * 1024) + 2]), 10).item() == 4
+    assert model.index(torch.tensor([int(mid * 1024) - 2]), 10).item() == 3
+    assert model.index(torch.tensor([0, 10**9]), 10).tolist() == [0, 15]

@@ -1,0 +1,47 @@
+"""Shipped weights: they load, their hash is in every header, and a file from other weights is refused."""
+
+import struct
+import zlib
+
+import pytest
+import torch
+
+import licodec
+from licodec import zoo
+from licodec.errors import WeightsError
+
+
+@pytest.mark.parametrize("name", ["balle2018-hyperprior", "balle2017-factorized"])
+def test_shipped_weights_load_and_are_fp16(name):
+    if name not in zoo.installed():
+        pytest.fail(f"{name} has no shipped weights")
+    codec = zoo.load(name)
+    assert codec.qualities >= 4
+    assert len(codec.weights_hash) == 16
+    entry = zoo.index()[name]
+    assert entry["bytes"] < 20e6 and entry["provenance"]
+    from safetensors.torch import load_file
+
+    stored = load_file(zoo.weights_path(name))
+    assert all(stored[f"model.{n}"].dtype == torch.float16 for n, _ in codec.named_parameters())
+
+
+def test_weights_of_this_issue_fit_the_budget():
+    total = sum(zoo.weights_path(n).stat().st_size for n in zoo.installed())
+    assert total <= 40e6
+
+
+def test_header_records_the_weights_and_foreign_weights_are_refused():
+    data = licodec.compress(torch.rand(1, 3, 20, 30))
+    codec = zoo.load("balle2018-hyperprior")
+    name_end = 6 + len(codec.name)
+    assert data[name_end : name_end + 8].hex() == codec.weights_hash
+    damaged = bytearray(data[:-4])
+    damaged[name_end] ^= 0xFF
+    with pytest.raises(WeightsError, match="not installed"):
+        licodec.decompress(bytes(damaged) + struct.pack(">I", zlib.crc32(damaged)))
+
+
+def test_missing_weights_are_reported():
+    with pytest.raises(WeightsError, match="no trained weights"):
+        zoo.load("balle2018-mean-scale")
