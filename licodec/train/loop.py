@@ -34,6 +34,7 @@ class TrainConfig:
     lr: float = 1e-4
     final_lr: float = 1e-5
     aux_lr: float = 1e-3
+    density_lr_scale: float = 10.0
     clip: float = 1.0
     metric: str = "mse"
     seed: int = 0
@@ -46,6 +47,11 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     """Cosine decay from `lr` to `final_lr` over the run."""
     progress = min(step / max(config.steps, 1), 1.0)
     return config.final_lr + 0.5 * (config.lr - config.final_lr) * (1 + math.cos(math.pi * progress))
+
+
+def _is_density(name: str) -> bool:
+    """Parameters of a factorized density (other than its quantiles, which the aux loss trains)."""
+    return "densities." in name and not name.endswith("quantiles")
 
 
 def _world() -> tuple[int, int]:
@@ -93,14 +99,19 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         raise ValueError(f"no images found under {config.data}")
     sampler = CropSampler(paths, config.crop, seed=config.seed + 1000 * rank, progress=progress and rank == 0)
     quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
-    main = [p for n, p in codec.named_parameters() if not n.endswith("quantiles")]
-    optimizer = torch.optim.Adam(main, lr=config.lr)
+    densities = [p for n, p in codec.named_parameters() if _is_density(n)]
+    transforms = [p for n, p in codec.named_parameters() if not n.endswith("quantiles") and not _is_density(n)]
+    main = transforms + densities
+    # The factorized densities start wide (Ballé 2018, init_scale 10); at the transforms' learning rate they take
+    # thousands of steps just to narrow, so they learn `density_lr_scale` times faster.
+    optimizer = torch.optim.Adam([{"params": transforms, "scale": 1.0},
+                                  {"params": densities, "scale": config.density_lr_scale}], lr=config.lr)
     aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr)
     lmbdas = torch.tensor(codec.lmbdas, device=device)
     step = 0
     if state is not None:
         codec.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        _load_optimizer(optimizer, state["optimizer"], codec)
         aux_optimizer.load_state_dict(state["aux_optimizer"])
         sampler.restore(state["sampler"][rank] if rank < len(state["sampler"]) else state["sampler"][0])
         torch.set_rng_state(state["torch_rng"])
@@ -110,7 +121,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     last = config.steps if stop_at is None else min(stop_at, config.steps)
     while step < last:
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
+            group["lr"] = learning_rate(config, step) * group["scale"]
         x = sampler.batch(config.batch_size).to(device)
         quality = torch.randint(codec.qualities, (x.shape[0],), device=device)
         output = codec(x, quality)
@@ -133,6 +144,21 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world)
     bar.close()
     return codec
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, codec: Codec) -> None:
+    """Restore Adam's moments, also from a checkpoint written with all parameters in one group."""
+    if len(saved["param_groups"]) == len(optimizer.param_groups):
+        optimizer.load_state_dict(saved)
+        return
+    # One group, in named_parameters() order without the quantiles: map its moments onto today's groups by name.
+    old_order = [n for n, _ in codec.named_parameters() if not n.endswith("quantiles")]
+    saved_ids = saved["param_groups"][0]["params"]
+    by_name = {name: saved["state"].get(i) for name, i in zip(old_order, saved_ids)}
+    parameters = dict(codec.named_parameters())
+    for name, moments in by_name.items():
+        if moments is not None:
+            optimizer.state[parameters[name]] = {k: v.clone() for k, v in moments.items()}
 
 
 def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampler, config: TrainConfig,
