@@ -328,7 +328,8 @@ def export(checkpoint: str, output: str, note: tuple[str, ...]) -> None:
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results.json, points.csv and report.md.")
 @click.option("--limit", default=0, help="Use only the first N images (0: all).")
-def evaluate(codec_list: str, root: str, anchor: str, out_dir: str, limit: int) -> None:
+@click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
+def evaluate(codec_list: str, root: str, anchor: str, out_dir: str, limit: int, jobs: int) -> None:
     """Evaluate codecs on a folder of images: RD table and BD-rates from real file sizes."""
     import csv
 
@@ -343,7 +344,7 @@ def evaluate(codec_list: str, root: str, anchor: str, out_dir: str, limit: int) 
     images = list_images(root)[: limit or None]
     if not images:
         raise LicodecError(f"{root}: no images found")
-    points = run_evaluation(names, images)
+    points = run_evaluation(names, images, jobs=jobs)
     curves = mean_curves(points)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,13 +5,7 @@ from __future__ import annotations
 import math
 
 from licodec.eval.bdrate import bd_rate
-
-
-def ms_ssim_db(value: float) -> float:
-    """MS-SSIM in dB: -10 log10(1 - MS-SSIM) (NaN stays NaN)."""
-    if math.isnan(value):
-        return math.nan
-    return math.inf if value >= 1 else -10 * math.log10(1 - value)
+from licodec.eval.metrics import ms_ssim_db
 
 
 def _curve(points: list[dict], metric: str) -> tuple[list[float], list[float]]:
@@ -37,12 +31,12 @@ def bd_table(curves: dict[str, list[dict]], anchor: str) -> list[dict]:
 
 def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
     """The RD points and the BD-rate table, in Markdown."""
-    lines = ["| codec | quality | bpp | PSNR (dB) | MS-SSIM | encode (s) | decode (s) |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| codec | setting | bpp | PSNR (dB) | PSNR-Y (dB) | MS-SSIM | encode (s) | decode (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, points in curves.items():
         for p in points:
-            lines.append(f"| {name} | {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
-                         f"{p['encode_s']:.3f} | {p['decode_s']:.3f} |")
+            lines.append(f"| {name} | {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_y']:.2f} | "
+                         f"{p['ms_ssim']:.4f} | {p['encode_s']:.3f} | {p['decode_s']:.3f} |")
     lines += ["", f"BD-rate against {anchor} (negative: fewer bits at equal quality)", "",
               "| codec | PSNR, cubic | PSNR, pchip | MS-SSIM dB, cubic | MS-SSIM dB, pchip |",
               "|---|---:|---:|---:|---:|"]

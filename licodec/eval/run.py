@@ -1,8 +1,14 @@
-"""Evaluate codecs on a folder of images: real bytes, PSNR and MS-SSIM on 8-bit RGB, timings."""
+"""Evaluate codecs on a set of images: real bytes, PSNR (RGB and Y) and MS-SSIM on 8-bit RGB, timings.
+
+Images are processed in parallel worker processes (one PyTorch thread each); every worker loads each learned
+codec once.
+"""
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -11,86 +17,120 @@ import torch
 from tqdm import tqdm
 
 from licodec.eval.classical import CLASSICAL
-from licodec.eval.metrics import ms_ssim, psnr
+from licodec.eval.metrics import ms_ssim, psnr, psnr_y
 from licodec.io import read_image, to_uint8
 
 
 @dataclass
 class Point:
-    """One image coded by one codec at one quality."""
+    """One image coded by one codec at one setting (a learned quality level or a classical quality)."""
 
     codec: str
-    quality: int
+    quality: float
     image: str
     bytes: int
     bpp: float
     psnr: float
+    psnr_y: float
     ms_ssim: float
     encode_s: float
     decode_s: float
 
 
-def _learned(name: str):
-    from licodec.api import compress_tensor, decompress_tensor, load
+class Coder:
+    """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times)."""
 
-    codec = load(name)
+    def __init__(self, name: str) -> None:
+        self.name = name
+        if name in CLASSICAL:
+            self.classical = CLASSICAL[name]
+            self.settings = tuple(self.classical.settings)
+        else:
+            from licodec.api import load
 
-    def code(x: torch.Tensor, quality: int) -> tuple[bytes, torch.Tensor, float, float]:
-        start = time.perf_counter()
-        data = compress_tensor(x, 3, codec, quality)
-        middle = time.perf_counter()
-        x_hat, _ = decompress_tensor(data)
-        return data, x_hat, middle - start, time.perf_counter() - middle
+            self.classical = None
+            self.learned = load(name)
+            self.settings = tuple(range(1, self.learned.qualities + 1))
 
-    return range(1, codec.qualities + 1), code
+    def code(self, x: torch.Tensor, setting: float) -> tuple[bytes, torch.Tensor, float, float]:
+        """Encode and decode for real; returns the bytes, the reconstruction and both times."""
+        if self.classical is None:
+            from licodec.api import compress_tensor, decompress_tensor
 
-
-def _classical(name: str):
-    codec = CLASSICAL[name]
-
-    def code(x: torch.Tensor, quality: int) -> tuple[bytes, torch.Tensor, float, float]:
+            start = time.perf_counter()
+            data = compress_tensor(x, 3, self.learned, int(setting))
+            middle = time.perf_counter()
+            x_hat, _ = decompress_tensor(data)
+            return data, x_hat, middle - start, time.perf_counter() - middle
         image = to_uint8(x)
         start = time.perf_counter()
-        data = codec.encode(image, quality)
+        data = self.classical.encode(image, setting)
         middle = time.perf_counter()
-        decoded = codec.decode(data)
+        decoded = self.classical.decode(data)
         decode_s = time.perf_counter() - middle
         x_hat = torch.from_numpy(np.array(decoded)).permute(2, 0, 1)[None].float() / 255
         return data, x_hat, middle - start, decode_s
 
-    return codec.qualities, code
+
+_CODERS: dict[str, Coder] = {}
 
 
-def evaluate(codecs: list[str], images: list[Path], progress: bool = True) -> list[Point]:
-    """Code every image with every codec at every quality, for real."""
+def _coder(name: str) -> Coder:
+    if name not in _CODERS:
+        _CODERS[name] = Coder(name)
+    return _CODERS[name]
+
+
+def evaluate_image(path: Path, codecs: list[str]) -> list[Point]:
+    """Every codec at every setting on one image."""
+    x, _ = read_image(path)
+    height, width = x.shape[-2:]
     points = []
-    jobs = [(name, *(_classical(name) if name in CLASSICAL else _learned(name))) for name in codecs]
-    total = sum(len(qualities) for _, qualities, _ in jobs) * len(images)
-    with tqdm(total=total, desc="evaluating", disable=not progress) as bar:
-        for path in images:
-            x, _ = read_image(path)
-            height, width = x.shape[-2:]
-            for name, qualities, code in jobs:
-                for quality in qualities:
-                    data, x_hat, encode_s, decode_s = code(x, quality)
-                    points.append(Point(name, quality, path.name, len(data), 8 * len(data) / (height * width),
-                                        psnr(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s))
+    for name in codecs:
+        coder = _coder(name)
+        for setting in coder.settings:
+            data, x_hat, encode_s, decode_s = coder.code(x, setting)
+            points.append(Point(name, setting, path.name, len(data), 8 * len(data) / (height * width),
+                                psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s))
+    return points
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True) -> list[Point]:
+    """Code every image with every codec at every setting, for real, `jobs` images at a time."""
+    for name in codecs:
+        _coder(name)  # fail early, in this process, on an unknown codec or missing weights
+    points: list[Point] = []
+    with tqdm(total=len(images), desc="evaluating", unit="image", disable=not progress) as bar:
+        if jobs <= 1:
+            for path in images:
+                points += evaluate_image(path, codecs)
+                bar.update(1)
+        else:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
+                for result in pool.map(evaluate_image, images, [codecs] * len(images)):
+                    points += result
                     bar.update(1)
     return points
 
 
 def mean_curves(points: list[Point]) -> dict[str, list[dict]]:
-    """Per codec and quality: the mean over images of bpp, PSNR, MS-SSIM and times."""
+    """Per codec and setting: the mean over images of bpp, PSNR, PSNR-Y, MS-SSIM and times."""
     curves: dict[str, list[dict]] = {}
-    keys = sorted({(p.codec, p.quality) for p in points}, key=lambda k: (k[0], k[1]))
-    for codec, quality in keys:
-        group = [p for p in points if p.codec == codec and p.quality == quality]
-        curves.setdefault(codec, []).append({
-            "quality": quality,
-            "images": len(group),
-            **{field: float(np.mean([getattr(p, field) for p in group]))
-               for field in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s")},
-        })
+    codecs = list(dict.fromkeys(p.codec for p in points))
+    for codec in codecs:
+        for setting in sorted({p.quality for p in points if p.codec == codec}):
+            group = [p for p in points if p.codec == codec and p.quality == setting]
+            curves.setdefault(codec, []).append({
+                "quality": setting,
+                "images": len(group),
+                **{field: float(np.mean([getattr(p, field) for p in group]))
+                   for field in ("bpp", "psnr", "psnr_y", "ms_ssim", "encode_s", "decode_s")},
+            })
     return curves
 
 

@@ -20,6 +20,7 @@ def test_eval_command_on_two_images(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert set(results["mean"]) == {"balle2018-hyperprior", "jpeg"}
     assert len(results["points"]) == 2 * (6 + 19)
+    assert all(p["psnr_y"] > 0 for p in results["points"])
     for point in results["points"]:
         assert point["bytes"] > 0 and point["bpp"] == 8 * point["bytes"] / (256 * 176)
     assert "BD-rate against jpeg" in (out / "report.md").read_text()
