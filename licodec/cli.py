@@ -188,7 +188,8 @@ def info(source: str, as_json: bool) -> None:
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
 def zoo(as_json: bool) -> None:
-    """List the codecs, their shipped weights and how they were trained."""
+    """List the codecs: paper, known implementations, shipped weights and how they were trained; then datasets."""
+    from licodec import survey
     from licodec import zoo as weights
     from licodec.registry import codec_class, names
 
@@ -197,17 +198,22 @@ def zoo(as_json: bool) -> None:
         click.echo(json.dumps(entries, indent=2))
         return
     for name in names():
-        cls = codec_class(name)
+        taxonomy = codec_class(name).taxonomy
+        click.echo(f"{name}  {taxonomy.reference}")
+        for ref in taxonomy.refs:
+            for implementation in survey.IMPLEMENTATIONS.get(ref, []):
+                click.echo(f"    elsewhere [{ref}]: {implementation}")
         entry = entries.get(name)
-        click.echo(f"{name}  {cls.taxonomy.reference}")
         if entry is None:
-            click.echo("    no shipped weights")
+            click.echo("    weights: none shipped")
             continue
-        click.echo(f"    weights {entry['file']} ({entry['bytes'] / 1e6:.1f} MB, hash {entry['hash']}), "
+        click.echo(f"    weights: {entry['file']} ({entry['bytes'] / 1e6:.1f} MB, hash {entry['hash']}), "
                    f"qualities 1-{entry['qualities']}, lambdas {entry['lmbdas']}")
-        trained = entry["provenance"]
-        if trained:
-            click.echo("    trained: " + ", ".join(f"{k} {v}" for k, v in trained.items()))
+        if entry["provenance"]:
+            click.echo("    trained: " + ", ".join(f"{k} {v}" for k, v in entry["provenance"].items()))
+    click.echo("\ndatasets of the field:")
+    for row in survey.DATASETS:
+        click.echo(f"    {row.name:24} {row.images:>26} images  {row.resolution:22} {row.use}  ({row.source})")
 
 
 @main.command()

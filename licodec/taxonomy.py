@@ -15,6 +15,7 @@ class Taxonomy:
     spatial_tools: str  # spatial correlation tools: hyperprior, context model, GDN ...
     rate_control: str  # bitrate control strategy: one model per rate, iterations, gain vectors ...
     quality_range: str  # the range of rates/qualities the scheme targets
+    refs: tuple[int, ...] = ()  # the survey's reference numbers this codec implements
 
     def row(self) -> dict[str, str]:
         """The entry as an ordered mapping of column title -> value."""

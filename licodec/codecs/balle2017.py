@@ -38,6 +38,7 @@ class FactorizedPrior(Codec):
         spatial_tools="nonlinear transform; factorized prior (no spatial context)",
         rate_control="one model per rate in the paper; here one model, gain vector per level",
         quality_range="about 0.1 to 1.5 bpp",
+        refs=(4, 14, 15),
     )
     multiple = 16
 

@@ -42,6 +42,7 @@ class ScaleHyperprior(Codec):
         spatial_tools="hyperprior (side information) for scales",
         rate_control="one model per rate in the paper; here one model, gain vector per level",
         quality_range="about 0.1 to 1.5 bpp",
+        refs=(5,),
     )
     multiple = 64
     predicts_means = False
@@ -165,6 +166,7 @@ class MeanScaleHyperprior(ScaleHyperprior):
         spatial_tools="hyperprior (side information) for means and scales",
         rate_control="one model, gain vector per level",
         quality_range="about 0.1 to 1.5 bpp",
+        refs=(5, 23),
     )
     predicts_means = True
 
