@@ -325,45 +325,86 @@ def export(checkpoint: str, output: str, note: tuple[str, ...]) -> None:
     _export(codec, output, provenance)
 
 
+DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
+                     "compressai/compressai-bmshj2018-factorized_mse_cuda,compressai/jpeg,compressai/webp,compressai/jpeg2000,compressai/bpg_444_x265_ycbcr,compressai/av1")
+
+
 @main.command(name="eval")
 @click.option("--codecs", "codec_list", default="balle2018-hyperprior,balle2017-factorized,jpeg", show_default=True,
-              help="Comma-separated codecs: learned names and classical ones (jpeg, jpeg444, webp).")
-@click.option("--dataset", "root", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of images (e.g. the 24 Kodak images).")
+              help="Comma-separated codecs: learned names and classical ones "
+                   "(jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
+@click.option("--dataset", required=True, help="A dataset name (see `licodec datasets list`) or a folder of images.")
+@click.option("--root", default=None, type=click.Path(file_okay=False), help="Local copy of a named dataset.")
 @click.option("--anchor", default="jpeg", show_default=True, help="Codec the BD-rates are measured against.")
 @click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for results.json, points.csv and report.md.")
+              help="Folder for results.json, points.csv, report.md, report.html and the plots.")
+@click.option("--published", default=None, type=click.Path(exists=True, file_okay=False),
+              help="Folder of published results (CompressAI's and TF Compression's) to draw beside ours.")
+@click.option("--published-curves", default=DEFAULT_PUBLISHED, show_default=True,
+              help="Which published curves to draw: comma-separated name fragments.")
+@click.option("--crop-bpp", default=0.3, show_default=True, help="Target bpp of the side-by-side crops.")
 @click.option("--limit", default=0, help="Use only the first N images (0: all).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
-def evaluate(codec_list: str, root: str, anchor: str, out_dir: str, limit: int, jobs: int) -> None:
-    """Evaluate codecs on a folder of images: RD table and BD-rates from real file sizes."""
-    import csv
-
-    from licodec.data.folder import list_images
-    from licodec.eval.report import markdown_report
-    from licodec.eval.run import as_rows, mean_curves
+def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
+             published_curves: str, crop_bpp: float, limit: int, jobs: int) -> None:
+    """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
+    from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
 
     names = [n.strip() for n in codec_list.split(",") if n.strip()]
     if anchor not in names:
         names.append(anchor)
-    images = list_images(root)[: limit or None]
-    if not images:
-        raise LicodecError(f"{root}: no images found")
+    images = _dataset_images(dataset, root)[: limit or None]
     points = run_evaluation(names, images, jobs=jobs)
-    curves = mean_curves(points)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = as_rows(points)
-    (out / "results.json").write_text(json.dumps({"images": [p.name for p in images], "mean": curves,
-                                                  "points": rows}, indent=1))
-    with open(out / "points.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    report = markdown_report(curves, anchor)
-    (out / "report.md").write_text(report)
+    curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
+    report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,
+                          published_names=curves_to_draw, crop_bpp=crop_bpp,
+                          dataset=dataset if root or not Path(dataset).is_dir() else "kodak")
     click.echo(report)
+
+
+def _dataset_images(dataset: str, root: str | None) -> list[Path]:
+    from licodec.data import datasets
+    from licodec.data.folder import list_images
+
+    if root is None and Path(dataset).is_dir():
+        found = list_images(dataset)
+        if not found:
+            raise LicodecError(f"{dataset}: no images found")
+        return found
+    if dataset not in datasets.dataset_names():
+        raise LicodecError(f"unknown dataset {dataset!r} (and no such folder); known: "
+                           f"{', '.join(datasets.dataset_names())}")
+    if root is None:
+        raise LicodecError(f"--root is needed to find {dataset} (download it with `licodec datasets download`)")
+    return datasets.images(dataset, root)
+
+
+@main.group()
+def datasets() -> None:
+    """The datasets of the field: list them, download them."""
+
+
+@datasets.command(name="list")
+def datasets_list() -> None:
+    """Name, image count and source of every dataset licodec can find or download."""
+    from licodec.data import datasets as table
+
+    for name in table.dataset_names():
+        entry = table.describe(name)
+        click.echo(f"{name:30} {entry.count:>5} images  {entry.homepage}")
+        click.echo(f"{'':30} {entry.description}")
+
+
+@datasets.command(name="download")
+@click.argument("name")
+@click.option("--root", required=True, type=click.Path(file_okay=False), help="Where to put the images.")
+def datasets_download(name: str, root: str) -> None:
+    """Download a dataset from its official source (needs internet)."""
+    from licodec.data import datasets as table
+
+    found = table.download(name, root)
+    click.echo(f"{name}: {len(found)} images in {root}", err=True)
 
 
 @main.command()

@@ -58,6 +58,14 @@ def _decode_escapes(coder: AnsCoder, count: int) -> np.ndarray:
     return values
 
 
+def _groups(table_index: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(table, positions of its symbols in raster order) for every table used, tables ascending."""
+    order = np.argsort(table_index, kind="stable")
+    tables, starts = np.unique(table_index[order], return_index=True)
+    ends = np.append(starts[1:], len(order))
+    return [(int(t), order[a:b]) for t, a, b in zip(tables, starts, ends)]
+
+
 def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> bytes:
     """Code integer `symbols` (any shape), each with the table `table_index` names, into bytes."""
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
@@ -65,16 +73,15 @@ def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> b
     if symbols.shape != table_index.shape:
         raise ValueError("symbols and table_index differ in size")
     coder = AnsCoder()
-    used = np.unique(table_index)
-    for t in used[::-1]:
-        values = symbols[table_index == t] - int(tables.offsets[t])
+    for t, where in reversed(_groups(table_index)):
+        values = symbols[where] - int(tables.offsets[t])
         length = int(tables.lengths[t])
         escaped = (values < 0) | (values >= length)
         # Escaped values are stored as their distance below 0 (negative) or above the last symbol (non-negative).
         overflow = np.where(values[escaped] < 0, values[escaped], values[escaped] - length)
         _encode_escapes(coder, overflow)
         indices = np.where(escaped, length, values).astype(np.int32)
-        coder.encode_reverse(indices, _model(tables, int(t)))
+        coder.encode_reverse(indices, _model(tables, t))
     return coder.get_compressed().astype("<u4").tobytes()
 
 
@@ -87,10 +94,9 @@ def decode(data: bytes, table_index: np.ndarray, tables: CdfTables) -> np.ndarra
     symbols = np.zeros(table_index.shape, dtype=np.int64)
     try:
         coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        for t in np.unique(table_index):
-            where = np.flatnonzero(table_index == t)
+        for t, where in _groups(table_index):
             length = int(tables.lengths[t])
-            indices = coder.decode(_model(tables, int(t)), len(where)).astype(np.int64)
+            indices = coder.decode(_model(tables, t), len(where)).astype(np.int64)
             escaped = indices == length
             overflow = _decode_escapes(coder, int(escaped.sum()))
             indices[escaped] = np.where(overflow < 0, overflow, overflow + length)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from licodec.eval.bdrate import bd_rate
 from licodec.eval.metrics import ms_ssim_db
@@ -45,3 +46,93 @@ def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
                  for k in ("psnr cubic", "psnr pchip", "ms-ssim cubic", "ms-ssim pchip")]
         lines.append(f"| {row['codec']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+#: Our codec name -> the published curve of the same codec (CompressAI's results on Kodak).
+PUBLISHED_TWINS = {
+    "jpeg": "compressai/jpeg",
+    "webp": "compressai/webp",
+    "jpeg2000": "compressai/jpeg2000",
+    "heif": "compressai/bpg_444_x265_ycbcr",
+    "avif": "compressai/av1",
+    "balle2017-factorized": "compressai/compressai-bmshj2018-factorized_mse_cuda",
+    "balle2018-hyperprior": "compressai/compressai-bmshj2018-hyperprior_mse_cuda",
+}
+
+
+def cross_check(curves: dict[str, list[dict]], published: list, anchor: str) -> str:
+    """Our BD-rates against `anchor` beside the same pairs computed from the published curves (PSNR, cubic)."""
+    by_name = {c.name: c for c in published}
+    twin_anchor = by_name.get(PUBLISHED_TWINS.get(anchor, ""))
+    if twin_anchor is None or twin_anchor.psnr is None:
+        return ""
+    lines = [f"Cross-check against published results (BD-rate vs {anchor}, PSNR, Bjontegaard cubic)", "",
+             "| codec | ours | published | difference (points) |", "|---|---:|---:|---:|"]
+    for name, points in curves.items():
+        twin = by_name.get(PUBLISHED_TWINS.get(name, ""))
+        if name == anchor or twin is None or twin.psnr is None:
+            continue
+        ours = bd_rate(_curve(curves[anchor], "psnr"), _curve(points, "psnr"))
+        theirs = bd_rate((twin_anchor.bpp, twin_anchor.psnr), (twin.bpp, twin.psnr))
+        lines.append(f"| {name} (published: {twin.name}) | {ours:+.1f}% | {theirs:+.1f}% | {ours - theirs:+.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
+    """Side-by-side crops of one image: each codec at its setting nearest `crop_bpp`, and the original."""
+    from licodec.eval.metrics import psnr
+    from licodec.eval.run import Coder
+    from licodec.io import read_image, to_pil
+
+    path = next((p for p in images if "kodim23" in p.name), images[0])
+    x, _ = read_image(path)
+    height, width = x.shape[-2:]
+    size = min(256, height, width)
+    top, left = (height - size) // 2, (width - size) // 2
+    crop_dir = out / "crops"
+    crop_dir.mkdir(parents=True, exist_ok=True)
+    original = crop_dir / "original.png"
+    to_pil(x[..., top : top + size, left : left + size]).save(original)
+    crops = [{"codec": f"original ({path.name})", "bpp": None, "psnr": None, "image": original, "group": path.name}]
+    for codec in dict.fromkeys(p.codec for p in points):
+        candidates = [p for p in points if p.codec == codec and p.image == path.name]
+        best = min(candidates, key=lambda p: abs(p.bpp - crop_bpp))
+        _, x_hat, _, _ = Coder(codec).code(x, best.quality)
+        target = crop_dir / f"{codec}.png"
+        to_pil(x_hat[..., top : top + size, left : left + size]).save(target)
+        crops.append({"codec": f"{codec} @ {best.quality:g}", "bpp": best.bpp, "psnr": psnr(x, x_hat),
+                      "image": target, "group": path.name})
+    return crops
+
+
+def write_report(out: Path, points: list, images: list, anchor: str, published: Path | None = None,
+                 published_names: list[str] = (), crop_bpp: float = 0.3, dataset: str = "kodak") -> str:
+    """Write results.json, points.csv, report.md, rd_psnr.png, rd_ms-ssim.png, crops/ and report.html."""
+    import csv
+    import json
+
+    from licodec.eval.anchors import find, load_published
+    from licodec.eval.html import html_report
+    from licodec.eval.plots import rd_plot
+    from licodec.eval.run import as_rows, mean_curves
+
+    out.mkdir(parents=True, exist_ok=True)
+    curves = mean_curves(points)
+    rows = as_rows(points)
+    (out / "results.json").write_text(json.dumps({"images": [p.name for p in images], "anchor": anchor,
+                                                  "mean": curves, "points": rows}, indent=1))
+    with open(out / "points.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    report = markdown_report(curves, anchor)
+    drawn = []
+    if published is not None:
+        everything = load_published(published, dataset)
+        report += "\n" + cross_check(curves, everything, anchor)
+        drawn = [curve for name in published_names for curve in find(everything, name)]
+    (out / "report.md").write_text(report)
+    plots = [rd_plot(curves, metric, out / f"rd_{metric}.png", drawn, title=f"{dataset}: {metric}")
+             for metric in ("psnr", "ms-ssim")]
+    html_report(out, f"licodec evaluation on {dataset}", report, plots, _crops(points, images, crop_bpp, out))
+    return report
