@@ -341,12 +341,14 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
 @click.option("--published", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of published results (CompressAI's and TF Compression's) to draw beside ours.")
 @click.option("--published-curves", default=DEFAULT_PUBLISHED, show_default=True,
-              help="Which published curves to draw: comma-separated name fragments.")
+              help="Which published curves to draw: comma-separated names (or name fragments).")
+@click.option("--published-dataset", default="kodak", show_default=True,
+              help="Which dataset's published results to use (kodak, tecnick, clic2020-professional, ...).")
 @click.option("--crop-bpp", default=0.3, show_default=True, help="Target bpp of the side-by-side crops.")
 @click.option("--limit", default=0, help="Use only the first N images (0: all).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
 def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
-             published_curves: str, crop_bpp: float, limit: int, jobs: int) -> None:
+             published_curves: str, published_dataset: str, crop_bpp: float, limit: int, jobs: int) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
@@ -358,8 +360,8 @@ def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_d
     points = run_evaluation(names, images, jobs=jobs)
     curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,
-                          published_names=curves_to_draw, crop_bpp=crop_bpp,
-                          dataset=dataset if root or not Path(dataset).is_dir() else "kodak")
+                          published_names=curves_to_draw, crop_bpp=crop_bpp, dataset=Path(dataset).name,
+                          published_dataset=published_dataset)
     click.echo(report)
 
 

@@ -106,7 +106,8 @@ def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
 
 
 def write_report(out: Path, points: list, images: list, anchor: str, published: Path | None = None,
-                 published_names: list[str] = (), crop_bpp: float = 0.3, dataset: str = "kodak") -> str:
+                 published_names: list[str] = (), crop_bpp: float = 0.3, dataset: str = "kodak",
+                 published_dataset: str = "kodak") -> str:
     """Write results.json, points.csv, report.md, rd_psnr.png, rd_ms-ssim.png, crops/ and report.html."""
     import csv
     import json
@@ -128,9 +129,11 @@ def write_report(out: Path, points: list, images: list, anchor: str, published: 
     report = markdown_report(curves, anchor)
     drawn = []
     if published is not None:
-        everything = load_published(published, dataset)
+        everything = load_published(published, published_dataset)
         report += "\n" + cross_check(curves, everything, anchor)
-        drawn = [curve for name in published_names for curve in find(everything, name)]
+        exact = {curve.name: curve for curve in everything}
+        for name in published_names:
+            drawn += [exact[name]] if name in exact else find(everything, name)
     (out / "report.md").write_text(report)
     plots = [rd_plot(curves, metric, out / f"rd_{metric}.png", drawn, title=f"{dataset}: {metric}")
              for metric in ("psnr", "ms-ssim")]
