@@ -53,14 +53,14 @@ class FactorizedPrior(Codec):
 
     def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
         """Training pass: noisy latents for the rate; STE-rounded ones for synthesis when `quantization="mixed"`."""
-        y = self.analysis(x) * self.gain.gain(quality)
+        y = self.transform(self.analysis, x) * self.gain.gain(quality)
         rate_mode = "noise" if self.training and self.quantization in ("noise", "mixed") else "round"
         y_noisy, likelihood = self.densities(y, quality, rate_mode)
         if self.training and self.quantization == "mixed":
             y_hat = quantize(y, "ste")
         else:
             y_hat = y_noisy
-        x_hat = self.synthesis(y_hat * self.gain.inverse_gain(quality))
+        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(quality))
         return RDOutput(x_hat, {"y": likelihood})
 
     def update(self) -> None:

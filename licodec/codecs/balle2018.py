@@ -77,8 +77,8 @@ class ScaleHyperprior(Codec):
 
     def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
         """Training pass (noise for the rate terms, STE rounding into the synthesis with "mixed")."""
-        y = self.analysis(x) * self.gain.gain(quality)
-        z = self.hyper_analysis(self.hyper_input(y))
+        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+        z = self.transform(self.hyper_analysis, self.hyper_input(y))
         rate_mode = "noise" if self.training and self.quantization in ("noise", "mixed") else "round"
         z_noisy, z_likelihood = self.hyper_densities(z, quality, rate_mode)
         if self.training and self.quantization == "mixed":
@@ -86,13 +86,13 @@ class ScaleHyperprior(Codec):
             z_hat = quantize(z, "ste", medians)
         else:
             z_hat = z_noisy
-        scales, means = self.split(self.hyper_synthesis(z_hat))
+        scales, means = self.split(self.transform(self.hyper_synthesis, z_hat))
         _, y_likelihood = self.gaussian(y, scales, means, rate_mode)
         if self.training and self.quantization != "mixed":
             y_hat = quantize(y, "noise")
         else:
             y_hat = quantize(y, "ste" if self.training else "round", means)
-        x_hat = self.synthesis(y_hat * self.gain.inverse_gain(quality))
+        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(quality))
         return RDOutput(x_hat, {"y": y_likelihood, "z": z_likelihood})
 
     def update(self) -> None:

@@ -50,6 +50,17 @@ class Codec(nn.Module):
         super().__init__()
         self.lmbdas = tuple(float(v) for v in lmbdas)
         self.config = {"lmbdas": list(self.lmbdas), **config}
+        self.transform_dtype: torch.dtype | None = None  # bfloat16: mixed-precision training of the transforms
+
+    def transform(self, network: nn.Module, x: Tensor) -> Tensor:
+        """Run one of the codec's transforms, under autocast when `transform_dtype` is set; returns float32.
+
+        Only the transforms take the lower precision; the entropy models always compute likelihoods in float32.
+        """
+        if self.transform_dtype is None:
+            return network(x)
+        with torch.autocast(x.device.type, dtype=self.transform_dtype):
+            return network(x).float()
 
     @property
     def qualities(self) -> int:

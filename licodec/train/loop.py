@@ -40,6 +40,8 @@ class TrainConfig:
     seed: int = 0
     checkpoint_every: int = 500
     device: str = "cpu"
+    precision: str = "fp32"  # or "bf16": the transforms in bfloat16 autocast (fast with AMX or tensor cores)
+    init: str = ""  # a checkpoint or weights file to start from (weights only; fresh optimizer and schedule)
     codec_kwargs: dict = field(default_factory=dict)
 
 
@@ -94,6 +96,13 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     if state is not None:
         config = TrainConfig(**{**state["train_config"], "steps": config.steps, "checkpoint": config.checkpoint})
     codec = build(config).to(device)
+    if config.init and state is None:
+        _initialize(codec, config.init)
+    if config.precision == "bf16":
+        codec.transform_dtype = torch.bfloat16
+        codec.to(memory_format=torch.channels_last)
+    elif config.precision != "fp32":
+        raise ValueError(f"unknown precision {config.precision!r}; expected fp32 or bf16")
     paths = list_images(config.data)
     if not paths:
         raise ValueError(f"no images found under {config.data}")
@@ -123,6 +132,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step) * group["scale"]
         x = sampler.batch(config.batch_size).to(device)
+        if config.precision == "bf16":
+            x = x.contiguous(memory_format=torch.channels_last)
         quality = torch.randint(codec.qualities, (x.shape[0],), device=device)
         output = codec(x, quality)
         terms = rd_loss(output, x, lmbdas[quality], config.metric)
@@ -144,6 +155,16 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world)
     bar.close()
     return codec
+
+
+def _initialize(codec: Codec, source: str) -> None:
+    """Copy the weights of a checkpoint (or a zoo weights file) into `codec`."""
+    if source.endswith(".safetensors"):
+        from licodec import zoo
+
+        codec.load_state_dict(zoo.from_bytes(Path(source).read_bytes()).state_dict())
+        return
+    codec.load_state_dict(torch.load(source, map_location="cpu", weights_only=False)["model"])
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, codec: Codec) -> None:

@@ -93,3 +93,16 @@ def test_two_process_data_parallel_on_gloo(images, tmp_path):
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     state = torch.load(checkpoint, weights_only=False)
     assert state["step"] == 3 and len(state["sampler"]) == 2
+
+
+def test_bf16_transforms_and_warm_start(images, tmp_path):
+    first = fit(_config(images, tmp_path / "g.ckpt", 2), progress=False)
+    config = _config(images, tmp_path / "h.ckpt", 3, precision="bf16", init=str(tmp_path / "g.ckpt"))
+    codec = fit(config, progress=False)
+    assert codec.transform_dtype == torch.bfloat16
+    assert all(torch.isfinite(p).all() for p in codec.parameters())
+    assert all(p.dtype == torch.float32 for p in codec.parameters())  # master weights stay float32
+    moved = [not torch.equal(a, b) for a, b in zip(first.state_dict().values(), codec.state_dict().values())]
+    assert any(moved)
+    with pytest.raises(ValueError, match="precision"):
+        fit(_config(images, tmp_path / "i.ckpt", 1, precision="fp8"), progress=False)
