@@ -50,10 +50,14 @@ class FactorizedDensity(nn.Module):
         self.register_buffer("target", torch.tensor([-target, 0.0, target]))
         self.tables: CdfTables | None = None
 
-    def _logits_cdf(self, x: Tensor, detach: bool = False) -> Tensor:
-        """Logits of F_c at x, where x has shape (C, 1, L); `detach` keeps gradients off the density."""
+    def _logits_cdf(self, x: Tensor, detach: bool = False, channel: int | None = None) -> Tensor:
+        """Logits of F_c at x, where x has shape (C, 1, L) (or (1, 1, L) for one `channel`).
+
+        `detach` keeps gradients off the density's parameters.
+        """
 
         def param(p: Tensor) -> Tensor:
+            p = p if channel is None else p[channel : channel + 1]
             return p.detach() if detach else p
 
         logits = x
@@ -107,22 +111,14 @@ class FactorizedDensity(nn.Module):
         for c in range(self.channels):
             support = torch.arange(int(low[c]), int(high[c]) + 1, dtype=torch.float32)
             values = (support + medians[c]).view(1, 1, -1)
-            lower = self._logits_cdf_channel(c, values - 0.5).double()
-            upper = self._logits_cdf_channel(c, values + 0.5).double()
+            lower = self._logits_cdf(values - 0.5, channel=c).double()
+            upper = self._logits_cdf(values + 0.5, channel=c).double()
             pmf = (torch.sigmoid(upper) - torch.sigmoid(lower)).flatten().numpy()
             tail = float(torch.sigmoid(lower.flatten()[0]) + torch.sigmoid(-upper.flatten()[-1]))
             pmfs.append(pmf)
             tails.append(tail)
             offsets.append(int(low[c]))
         self.tables = quantize_pmfs(pmfs, tails, offsets)
-
-    def _logits_cdf_channel(self, c: int, x: Tensor) -> Tensor:
-        logits = x
-        for k, (matrix, bias) in enumerate(zip(self.matrices, self.biases)):
-            logits = torch.matmul(F.softplus(matrix[c : c + 1]), logits) + bias[c : c + 1]
-            if k < len(self.factors):
-                logits = logits + torch.tanh(self.factors[k][c : c + 1]) * torch.tanh(logits)
-        return logits
 
     def symbols(self, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Integer symbols (offsets from the rounded medians) and each symbol's table index."""
