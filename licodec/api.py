@@ -7,7 +7,7 @@ from PIL import Image
 
 from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
-from licodec.errors import BitstreamError, CodecError, WeightsError
+from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
 
 DEFAULT_CODEC = "balle2018-hyperprior"
@@ -27,6 +27,9 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
 def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: int) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file."""
     codec.check_quality(quality)
+    height, width = x.shape[-2:]
+    if height * width > bitstream.MAX_PIXELS:
+        raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
     encoded = codec.compress(x, quality)
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels, quality)
     return bitstream.pack(header, encoded.sections)

@@ -111,3 +111,11 @@ def test_header_claiming_a_huge_image_is_refused(small_file):
     damaged[name_end : name_end + 8] = struct.pack(">II", 60000, 60000)
     with pytest.raises(LicodecError, match="limit"):
         licodec.decompress(bytes(damaged) + struct.pack(">I", zlib.crc32(damaged)))
+
+
+def test_image_over_the_size_limit_is_refused_before_coding(monkeypatch):
+    from licodec import bitstream
+
+    monkeypatch.setattr(bitstream, "MAX_PIXELS", 100)
+    with pytest.raises(licodec.ImageError, match="limit"):
+        licodec.compress(_photo())
