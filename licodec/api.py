@@ -24,18 +24,19 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
     return codec
 
 
-def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: int) -> bytes:
+def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: int, precision: str = "fp32") -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file."""
     codec.check_quality(quality)
     height, width = x.shape[-2:]
     if height * width > bitstream.MAX_PIXELS:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
-    encoded = codec.compress(x, quality)
+    with codec.precision(precision):
+        encoded = codec.compress(x, quality)
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels, quality)
     return bitstream.pack(header, encoded.sections)
 
 
-def decompress_tensor(data: bytes) -> tuple[torch.Tensor, bitstream.Header]:
+def decompress_tensor(data: bytes, precision: str = "fp32") -> tuple[torch.Tensor, bitstream.Header]:
     """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header."""
     header, sections = bitstream.unpack(data)
     try:
@@ -49,19 +50,21 @@ def decompress_tensor(data: bytes) -> tuple[torch.Tensor, bitstream.Header]:
         raise BitstreamError(f"quality {header.quality} is out of range for {header.codec}")
     encoded = Encoded(sections, header.height, header.width, header.quality)
     try:
-        x_hat = codec.decompress(encoded)
+        with codec.precision(precision):
+            x_hat = codec.decompress(encoded)
     except (IndexError, RuntimeError) as error:
         raise BitstreamError(f"bitstream does not match {header.codec} ({error})") from None
     return x_hat, header
 
 
-def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int = DEFAULT_QUALITY) -> bytes:
+def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int = DEFAULT_QUALITY,
+             precision: str = "fp32") -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes."""
     x, channels = read_image(image)
-    return compress_tensor(x, channels, load(codec, quality), quality)
+    return compress_tensor(x, channels, load(codec, quality), quality, precision)
 
 
-def decompress(data: bytes) -> Image.Image:
+def decompress(data: bytes, precision: str = "fp32") -> Image.Image:
     """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
-    x_hat, header = decompress_tensor(data)
+    x_hat, header = decompress_tensor(data, precision)
     return to_pil(x_hat, header.channels)

@@ -16,6 +16,9 @@ from licodec.errors import LicodecError
 
 DEFAULT_CODEC = "balle2018-hyperprior"
 DEFAULT_QUALITY = 4
+PRECISION_OPTION = click.option(
+    "--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+    help="bf16: transforms in bfloat16, faster on CPUs with AMX; files decode either way.")
 
 
 def _fail(message: str) -> None:
@@ -75,12 +78,12 @@ def _refuse_existing(output: str, force: bool) -> None:
         raise LicodecError(f"{output}: exists (use --force to overwrite)")
 
 
-def _compress_one(data: bytes, name: str, codec, quality: int) -> tuple[bytes, int, int]:
+def _compress_one(data: bytes, name: str, codec, quality: int, precision: str) -> tuple[bytes, int, int]:
     from licodec.api import compress_tensor
     from licodec.io import read_image_bytes
 
     x, channels = read_image_bytes(data, name)
-    return compress_tensor(x, channels, codec, quality), x.shape[-2], x.shape[-1]
+    return compress_tensor(x, channels, codec, quality, precision), x.shape[-2], x.shape[-1]
 
 
 @main.command()
@@ -88,14 +91,15 @@ def _compress_one(data: bytes, name: str, codec, quality: int) -> tuple[bytes, i
 @click.option("-o", "--output", help="Output file (a folder when SOURCE is a folder); - for stdout.")
 @click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True, help="Codec name (see `licodec zoo`).")
 @click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int, help="Quality level.")
+@PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
-def compress(source: str, output: str | None, codec_name: str, quality: int, force: bool) -> None:
+def compress(source: str, output: str | None, codec_name: str, quality: int, precision: str, force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
     codec = load(codec_name, quality)
     if source != "-" and Path(source).is_dir():
-        _compress_folder(Path(source), Path(output) if output else Path(source), codec, quality, force)
+        _compress_folder(Path(source), Path(output) if output else Path(source), codec, quality, precision, force)
         return
     from licodec.api import compress_tensor
     from licodec.io import read_image_bytes
@@ -104,14 +108,14 @@ def compress(source: str, output: str | None, codec_name: str, quality: int, for
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded = compress_tensor(x, channels, codec, quality)
+    encoded = compress_tensor(x, channels, codec, quality, precision)
     height, width = x.shape[-2:]
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp", err=True)
 
 
-def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, force: bool) -> None:
+def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, precision: str, force: bool) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -127,7 +131,7 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, force:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target), force)
-            encoded, height, width = _compress_one(path.read_bytes(), str(path), codec, quality)
+            encoded, height, width = _compress_one(path.read_bytes(), str(path), codec, quality, precision)
             _write_output(str(target), encoded, force)
             total_bytes += len(encoded)
             total_pixels += height * width
@@ -145,8 +149,9 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, force:
 @main.command()
 @click.argument("source")
 @click.option("-o", "--output", help="Output image (format from its suffix, PNG by default); - for stdout (PNG).")
+@PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
-def decompress(source: str, output: str | None, force: bool) -> None:
+def decompress(source: str, output: str | None, precision: str, force: bool) -> None:
     """Decompress a .lic file (or - for stdin) to an image."""
     from licodec.api import decompress_tensor
     from licodec.bitstream import unpack
@@ -157,7 +162,7 @@ def decompress(source: str, output: str | None, force: bool) -> None:
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
     _refuse_existing(output, force)
-    x_hat, header = decompress_tensor(data)
+    x_hat, header = decompress_tensor(data, precision)
     image = to_pil(x_hat, header.channels)
     _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
@@ -417,7 +422,8 @@ def datasets_download(name: str, root: str) -> None:
 @click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True)
 @click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int)
 @click.option("--image", default=None, help="Image to use instead of the bundled sample.")
-def demo(codec_name: str, quality: int, image: str | None) -> None:
+@PRECISION_OPTION
+def demo(codec_name: str, quality: int, image: str | None, precision: str) -> None:
     """Compress and decompress the bundled sample image; print size, bpp and PSNR."""
     import time
 
@@ -429,10 +435,10 @@ def demo(codec_name: str, quality: int, image: str | None) -> None:
     codec = load(codec_name, quality)
     x, channels = read_image(source)
     start = time.perf_counter()
-    data = compress_tensor(x, channels, codec, quality)
+    data = compress_tensor(x, channels, codec, quality, precision)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    x_hat, _ = decompress_tensor(data)
+    x_hat, _ = decompress_tensor(data, precision)
     decode_s = time.perf_counter() - start
     height, width = x.shape[-2:]
     click.echo(f"image   {source} ({width}x{height})")

@@ -119,3 +119,19 @@ def test_image_over_the_size_limit_is_refused_before_coding(monkeypatch):
     monkeypatch.setattr(bitstream, "MAX_PIXELS", 100)
     with pytest.raises(licodec.ImageError, match="limit"):
         licodec.compress(_photo())
+
+
+def test_bf16_transforms_write_files_that_decode_either_way():
+    from licodec.eval.metrics import psnr
+    from licodec.io import read_image
+
+    array = _photo(64, 96)
+    x, _ = read_image(array)
+    fast = licodec.compress(array, quality=3, precision="bf16")
+    for precision in ("fp32", "bf16"):
+        image = licodec.decompress(fast, precision=precision)
+        back, _ = read_image(image)
+        reference, _ = read_image(licodec.decompress(licodec.compress(array, quality=3)))
+        assert abs(psnr(x, back) - psnr(x, reference)) < 0.5
+    with pytest.raises(licodec.CodecError, match="precision"):
+        licodec.compress(array, precision="fp8")

@@ -72,7 +72,7 @@ class FactorizedPrior(Codec):
         """Code a 1x3xHxW image in [0, 1] at `quality` (1-based)."""
         level = self.check_quality(quality)
         height, width = x.shape[-2:]
-        y = self.analysis(self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
+        y = self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
         density = self.densities[level]
         symbols, index = density.symbols(y)
         return Encoded([coder.encode(symbols, index, density.tables)], height, width, quality)
@@ -85,7 +85,7 @@ class FactorizedPrior(Codec):
         shape = self.latent_shape(encoded.height, encoded.width)
         symbols = coder.decode(encoded.sections[0], density.table_index(shape), density.tables)
         y_hat = density.dequantize(symbols.astype(np.int64))
-        x_hat = self.synthesis(self.layout(y_hat * self.gain.inverse_gain(torch.tensor([level]))))
+        x_hat = self.transform(self.synthesis, self.layout(y_hat * self.gain.inverse_gain(torch.tensor([level]))))
         return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:

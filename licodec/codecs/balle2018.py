@@ -125,8 +125,8 @@ class ScaleHyperprior(Codec):
         """Code a 1x3xHxW image in [0, 1]: z with its factorized density, then y with the Gaussian tables."""
         level = self.check_quality(quality)
         height, width = x.shape[-2:]
-        y = self.analysis(self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
-        z = self.hyper_analysis(self.hyper_input(y))
+        y = self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
+        z = self.transform(self.hyper_analysis, self.hyper_input(y))
         density = self.hyper_densities[level]
         z_symbols, z_index = density.symbols(z)
         index, means = self._parameters_from_z(z_symbols, level)
@@ -151,7 +151,8 @@ class ScaleHyperprior(Codec):
         y_hat = torch.from_numpy(y_symbols).double()
         if means is not None:
             y_hat = y_hat + means
-        x_hat = self.synthesis(self.layout(y_hat.float() * self.gain.inverse_gain(torch.tensor([level]))))
+        inverse_gain = self.gain.inverse_gain(torch.tensor([level]))
+        x_hat = self.transform(self.synthesis, self.layout(y_hat.float() * inverse_gain))
         return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
 
 
