@@ -308,7 +308,10 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
 
 def _export(codec, path: str, provenance: dict) -> None:
     from licodec import zoo as weights
+    from licodec.train.loop import fit_quantiles
 
+    aux = fit_quantiles(codec)
+    click.echo(f"quantiles fitted (aux loss {aux:.2f})", err=True)
     digest = weights.save(codec, path, provenance)
     click.echo(f"wrote {path} (hash {digest})", err=True)
 

@@ -157,6 +157,24 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     return codec
 
 
+def fit_quantiles(codec: Codec, steps: int = 3000, lr: float = 1e-2) -> float:
+    """Finish training the factorized densities' quantiles (their aux loss alone), as `update()` reads them.
+
+    During training they trail the densities they describe; this needs no data and takes seconds.
+    Returns the final aux loss.
+    """
+    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
+    if not quantiles:
+        return 0.0
+    optimizer = torch.optim.Adam(quantiles, lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad(set_to_none=True)
+        loss = codec.aux_loss()
+        loss.backward()
+        optimizer.step()
+    return float(codec.aux_loss().detach())
+
+
 def _initialize(codec: Codec, source: str) -> None:
     """Copy the weights of a checkpoint (or a zoo weights file) into `codec`."""
     if source.endswith(".safetensors"):

@@ -106,3 +106,12 @@ def test_bf16_transforms_and_warm_start(images, tmp_path):
     assert any(moved)
     with pytest.raises(ValueError, match="precision"):
         fit(_config(images, tmp_path / "i.ckpt", 1, precision="fp8"), progress=False)
+
+
+def test_fit_quantiles_brings_the_aux_loss_down(images, tmp_path):
+    from licodec.train.loop import fit_quantiles
+
+    codec = fit(_config(images, tmp_path / "j.ckpt", 2), progress=False)
+    before = float(codec.aux_loss().detach())
+    after = fit_quantiles(codec, steps=1000, lr=0.5)
+    assert after < 0.2 * before
