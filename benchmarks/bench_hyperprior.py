@@ -64,23 +64,23 @@ def load_image(path: str | None) -> torch.Tensor:
 
 
 class Ours:
-    name = "licodec balle2018-hyperprior"
-
-    def __init__(self) -> None:
+    def __init__(self, precision: str = "fp32") -> None:
         import licodec
 
         self.codec = licodec.load("balle2018-hyperprior")
         self.quality = 4
+        self.precision = precision
+        self.name = f"licodec balle2018-hyperprior {precision}"
 
     def encode(self, x: torch.Tensor):
         from licodec.api import compress_tensor
 
-        return compress_tensor(x, 3, self.codec, self.quality)
+        return compress_tensor(x, 3, self.codec, self.quality, self.precision)
 
     def decode(self, data) -> torch.Tensor:
         from licodec.api import decompress_tensor
 
-        return decompress_tensor(data)[0]
+        return decompress_tensor(data, self.precision)[0]
 
 
 class Theirs:
@@ -128,7 +128,7 @@ def _rss_mib() -> float:
 def worker(which: str, operation: str, threads: int, image: str | None, blob: str) -> None:
     """Peak resident memory added by one operation, in a process of its own."""
     torch.set_num_threads(threads)
-    impl = Ours() if which == "ours" else Theirs()
+    impl = Theirs() if which == "theirs" else Ours(which.split("-")[1])
     x = load_image(image)
     data = impl.encode(x) if operation == "decode" else None
     import gc
@@ -159,7 +159,7 @@ def main() -> None:
     x = load_image(args.image)
     print(f"image {x.shape[-1]}x{x.shape[-2]} (width x height), {args.threads} threads, "
           f"median of {args.repeat} runs, torch {torch.__version__}")
-    impls = {"ours": Ours(), "theirs": Theirs()}
+    impls = {"ours-fp32": Ours("fp32"), "ours-bf16": Ours("bf16"), "theirs": Theirs()}
     results = {key: time_both(impl, x, args.repeat) for key, impl in impls.items()}
     for key in impls:
         with tempfile.NamedTemporaryFile(suffix=".json") as out:
@@ -170,16 +170,18 @@ def main() -> None:
                     command += ["--image", args.image]
                 subprocess.run(command, check=True)
                 results[key][f"{operation}_peak_mib"] = json.loads(Path(out.name).read_text())["peak_mib"]
-    print(f"{'':34} {'encode s':>9} {'decode s':>9} {'enc MiB':>8} {'dec MiB':>8}")
+    print(f"{'':38} {'encode s':>9} {'decode s':>9} {'enc MiB':>8} {'dec MiB':>8}")
     for key, impl in impls.items():
         r = results[key]
-        print(f"{impl.name:34} {r['encode_s']:9.3f} {r['decode_s']:9.3f} {r['encode_peak_mib']:8.0f} "
+        print(f"{impl.name:38} {r['encode_s']:9.3f} {r['decode_s']:9.3f} {r['encode_peak_mib']:8.0f} "
               f"{r['decode_peak_mib']:8.0f}")
-    ours, theirs = results["ours"], results["theirs"]
-    print(f"{'ratio ours / theirs':34} {ours['encode_s'] / theirs['encode_s']:9.2f} "
-          f"{ours['decode_s'] / theirs['decode_s']:9.2f} "
-          f"{ours['encode_peak_mib'] / max(theirs['encode_peak_mib'], 1e-9):8.2f} "
-          f"{ours['decode_peak_mib'] / max(theirs['decode_peak_mib'], 1e-9):8.2f}")
+    theirs = results["theirs"]
+    for key in ("ours-fp32", "ours-bf16"):
+        ours = results[key]
+        print(f"{'ratio ' + key + ' / theirs':38} {ours['encode_s'] / theirs['encode_s']:9.2f} "
+              f"{ours['decode_s'] / theirs['decode_s']:9.2f} "
+              f"{ours['encode_peak_mib'] / max(theirs['encode_peak_mib'], 1e-9):8.2f} "
+              f"{ours['decode_peak_mib'] / max(theirs['decode_peak_mib'], 1e-9):8.2f}")
 
 
 if __name__ == "__main__":
