@@ -60,7 +60,7 @@ class ScaleHyperprior(Codec):
         self.gain = GainUnit(self.lmbdas, M)
         self.hyper_densities = FactorizedDensities(self.qualities, N)
         self.gaussian = GaussianConditional()
-        self._integer_hyper: IntegerConvNet | None = None
+        self._integer: dict[str, IntegerConvNet] = {}
 
     @staticmethod
     def build_hyper_synthesis(N: int, M: int) -> nn.Sequential:
@@ -75,17 +75,28 @@ class ScaleHyperprior(Codec):
         """(scales, means) from h_s's output."""
         return params, None
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
-        """Training pass (noise for the rate terms, STE rounding into the synthesis with "mixed")."""
-        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+    def hyperprior(self, y: Tensor, quality: Tensor, rate_mode: str) -> tuple[Tensor, Tensor]:
+        """Training pass of the side information: (z_hat as h_s sees it, likelihood of z).
+
+        With "mixed" quantization h_s sees z rounded around the density's medians (straight-through gradient), as
+        the decoder will; the rate is measured on the noisy z.
+        """
         z = self.transform(self.hyper_analysis, self.hyper_input(y))
-        rate_mode = "noise" if self.training and self.quantization in ("noise", "mixed") else "round"
         z_noisy, z_likelihood = self.hyper_densities(z, quality, rate_mode)
         if self.training and self.quantization == "mixed":
             medians = torch.stack([self.hyper_densities[int(q)].medians for q in quality]).view(*z.shape[:2], 1, 1)
-            z_hat = quantize(z, "ste", medians)
-        else:
-            z_hat = z_noisy
+            return quantize(z, "ste", medians), z_likelihood
+        return z_noisy, z_likelihood
+
+    def rate_mode(self) -> str:
+        """How the rate terms quantize: uniform noise in training (unless "ste"), rounding otherwise."""
+        return "noise" if self.training and self.quantization in ("noise", "mixed") else "round"
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+        """Training pass (noise for the rate terms, STE rounding into the synthesis with "mixed")."""
+        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+        rate_mode = self.rate_mode()
+        z_hat, z_likelihood = self.hyperprior(y, quality, rate_mode)
         scales, means = self.split(self.transform(self.hyper_synthesis, z_hat))
         _, y_likelihood = self.gaussian(y, scales, means, rate_mode)
         if self.training and self.quantization != "mixed":
@@ -96,64 +107,80 @@ class ScaleHyperprior(Codec):
         return RDOutput(x_hat, {"y": y_likelihood, "z": z_likelihood})
 
     def update(self) -> None:
-        """Freeze the tables (hyper densities and Gaussian scales) and rebuild the integer h_s."""
+        """Freeze the tables (hyper densities and Gaussian scales) and forget the integer networks."""
         self.hyper_densities.update()
         self.gaussian.update()
-        self._integer_hyper = None
+        self._integer.clear()
 
-    @property
-    def integer_hyper(self) -> IntegerConvNet:
-        """The fixed-point twin of h_s, built from the current weights on first use."""
-        if self._integer_hyper is None:
-            self._integer_hyper = IntegerConvNet(self.hyper_synthesis)
-        return self._integer_hyper
+    def integer(self, name: str) -> IntegerConvNet:
+        """The fixed-point twin of sub-network `name` (h_s, context models), built from the current weights on
+        first use."""
+        if name not in self._integer:
+            self._integer[name] = IntegerConvNet(getattr(self, name))
+        return self._integer[name]
+
+    def hyper_fixed(self, z_symbols: np.ndarray, level: int) -> Tensor:
+        """h_s's output from z's symbols, in fixed point (int64), by integer arithmetic only."""
+        net = self.integer("hyper_synthesis")
+        medians = net.to_fixed(self.hyper_densities[level].medians).view(1, -1, 1, 1)
+        return net(torch.from_numpy(z_symbols).long() * (1 << net.fraction_bits) + medians)
 
     def _parameters_from_z(self, z_symbols: np.ndarray, level: int) -> tuple[Tensor, Tensor | None]:
         """Table indices of y (and the fixed-point means, as floats) from z's symbols, in integers only."""
-        net = self.integer_hyper
-        density = self.hyper_densities[level]
-        one = 1 << net.fraction_bits
-        medians = net.to_fixed(density.medians).view(1, -1, 1, 1)
-        z_fixed = torch.from_numpy(z_symbols).long() * one + medians
-        scales_fixed, means_fixed = self.split(net(z_fixed))
-        index = self.gaussian.index(scales_fixed, net.fraction_bits)
-        means = None if means_fixed is None else means_fixed.double() / one
+        fraction_bits = self.integer("hyper_synthesis").fraction_bits
+        scales_fixed, means_fixed = self.split(self.hyper_fixed(z_symbols, level))
+        index = self.gaussian.index(scales_fixed, fraction_bits)
+        means = None if means_fixed is None else means_fixed.double() / (1 << fraction_bits)
         return index, means
+
+    def analyse(self, x: Tensor, level: int) -> Tensor:
+        """y of a 1x3xHxW image at quality index `level`: padded, transformed, scaled by the gain."""
+        return self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
+
+    def encode_z(self, y: Tensor, level: int) -> tuple[bytes, np.ndarray]:
+        """z's section and symbols."""
+        density = self.hyper_densities[level]
+        z_symbols, z_index = density.symbols(self.transform(self.hyper_analysis, self.hyper_input(y)))
+        return coder.encode(z_symbols, z_index, density.tables), z_symbols
+
+    def decode_z(self, encoded: Encoded, level: int) -> np.ndarray:
+        """z's symbols from its section (the first)."""
+        density = self.hyper_densities[level]
+        padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
+        z_shape = (1, self.config["N"], padded_h // 64, padded_w // 64)
+        return coder.decode(encoded.sections[0], density.table_index(z_shape), density.tables)
+
+    def synthesise(self, y_hat: Tensor, level: int, encoded: Encoded) -> Tensor:
+        """The decoded image from y_hat (float64), cropped to its size, in [0, 1].
+
+        A damaged file can decode to absurd escape values; they are clamped to +-2**16 (no real latent comes near)
+        and whatever overflows in the synthesis is mapped to 0, so the output is always a valid image."""
+        inverse_gain = self.gain.inverse_gain(torch.tensor([level]))
+        y_hat = y_hat.clamp(-(1 << 16), 1 << 16).float() * inverse_gain
+        x_hat = torch.nan_to_num(self.transform(self.synthesis, self.layout(y_hat)), nan=0.0)
+        return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: int) -> Encoded:
         """Code a 1x3xHxW image in [0, 1]: z with its factorized density, then y with the Gaussian tables."""
         level = self.check_quality(quality)
-        height, width = x.shape[-2:]
-        y = self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
-        z = self.transform(self.hyper_analysis, self.hyper_input(y))
-        density = self.hyper_densities[level]
-        z_symbols, z_index = density.symbols(z)
+        y = self.analyse(x, level)
+        z_section, z_symbols = self.encode_z(y, level)
         index, means = self._parameters_from_z(z_symbols, level)
         centered = y.double() if means is None else y.double() - means
         y_symbols = torch.round(centered).long().numpy()
-        return Encoded(
-            [coder.encode(z_symbols, z_index, density.tables),
-             coder.encode(y_symbols, index.numpy(), self.gaussian.tables)],
-            height, width, quality,
-        )
+        return Encoded([z_section, coder.encode(y_symbols, index.numpy(), self.gaussian.tables)],
+                       x.shape[-2], x.shape[-1], quality)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
         """Image from `compress`'s output, cropped to its size, in [0, 1]."""
         level = self.check_quality(encoded.quality)
-        density = self.hyper_densities[level]
-        padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        z_shape = (1, self.config["N"], padded_h // 64, padded_w // 64)
-        z_symbols = coder.decode(encoded.sections[0], density.table_index(z_shape), density.tables)
-        index, means = self._parameters_from_z(z_symbols, level)
-        y_symbols = coder.decode(encoded.sections[1], index.numpy(), self.gaussian.tables)
-        y_hat = torch.from_numpy(y_symbols).double()
+        index, means = self._parameters_from_z(self.decode_z(encoded, level), level)
+        y_hat = torch.from_numpy(coder.decode(encoded.sections[1], index.numpy(), self.gaussian.tables)).double()
         if means is not None:
             y_hat = y_hat + means
-        inverse_gain = self.gain.inverse_gain(torch.tensor([level]))
-        x_hat = self.transform(self.synthesis, self.layout(y_hat.float() * inverse_gain))
-        return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
+        return self.synthesise(y_hat, level, encoded)
 
 
 @register("balle2018-mean-scale")

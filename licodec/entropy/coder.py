@@ -27,7 +27,13 @@ _CHUNK_MODEL = Uniform(1 << _CHUNK)
 
 
 def _model(tables: CdfTables, t: int) -> Categorical:
-    return Categorical(tables.freqs[t, : tables.lengths[t] + 1].astype(np.float64), perfect=False)
+    """Table t as a constriction model, built once per tables object (autoregressive decoding asks thousands of
+    times for the same few models)."""
+    cache = tables.__dict__.setdefault("_constriction_models", {})
+    model = cache.get(t)
+    if model is None:
+        model = cache[t] = Categorical(tables.freqs[t, : tables.lengths[t] + 1].astype(np.float64), perfect=False)
+    return model
 
 
 def _encode_escapes(coder: AnsCoder, values: np.ndarray) -> None:
@@ -66,13 +72,12 @@ def _groups(table_index: np.ndarray) -> list[tuple[int, np.ndarray]]:
     return [(int(t), order[a:b]) for t, a, b in zip(tables, starts, ends)]
 
 
-def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> bytes:
-    """Code integer `symbols` (any shape), each with the table `table_index` names, into bytes."""
+def _push(coder: AnsCoder, symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> None:
+    """Push one chunk of symbols so that `_pop` with the same table indices returns them."""
     symbols = np.asarray(symbols, dtype=np.int64).ravel()
     table_index = np.asarray(table_index, dtype=np.int64).ravel()
     if symbols.shape != table_index.shape:
         raise ValueError("symbols and table_index differ in size")
-    coder = AnsCoder()
     for t, where in reversed(_groups(table_index)):
         values = symbols[where] - int(tables.offsets[t])
         length = int(tables.lengths[t])
@@ -82,25 +87,57 @@ def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> b
         _encode_escapes(coder, overflow)
         indices = np.where(escaped, length, values).astype(np.int32)
         coder.encode_reverse(indices, _model(tables, t))
+
+
+def _pop(coder: AnsCoder, table_index: np.ndarray, tables: CdfTables) -> np.ndarray:
+    shape = np.shape(table_index)
+    table_index = np.asarray(table_index, dtype=np.int64).ravel()
+    symbols = np.zeros(table_index.shape, dtype=np.int64)
+    for t, where in _groups(table_index):
+        length = int(tables.lengths[t])
+        indices = coder.decode(_model(tables, t), len(where)).astype(np.int64)
+        escaped = indices == length
+        overflow = _decode_escapes(coder, int(escaped.sum()))
+        indices[escaped] = np.where(overflow < 0, overflow, overflow + length)
+        symbols[where] = indices + int(tables.offsets[t])
+    return symbols.reshape(shape)
+
+
+def encode_chunks(chunks: list[tuple[np.ndarray, np.ndarray]], tables: CdfTables) -> bytes:
+    """Code chunks of (symbols, table_index) into one stream that `ChunkDecoder` reads back chunk by chunk, first
+    chunk first: for autoregressive models, whose decoder learns the tables of a chunk only after the previous one.
+    """
+    coder = AnsCoder()
+    for symbols, table_index in reversed(chunks):
+        _push(coder, symbols, table_index, tables)
     return coder.get_compressed().astype("<u4").tobytes()
+
+
+def encode(symbols: np.ndarray, table_index: np.ndarray, tables: CdfTables) -> bytes:
+    """Code integer `symbols` (any shape), each with the table `table_index` names, into bytes."""
+    return encode_chunks([(symbols, table_index)], tables)
+
+
+class ChunkDecoder:
+    """Reads the chunks of `encode_chunks` in order; damaged data raises `BitstreamError`."""
+
+    def __init__(self, data: bytes, tables: CdfTables) -> None:
+        if len(data) % 4:
+            raise BitstreamError("entropy-coded section is not a whole number of 32-bit words")
+        self.tables = tables
+        try:
+            self._coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        except ValueError as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+
+    def decode(self, table_index: np.ndarray) -> np.ndarray:
+        """The next chunk's symbols, shaped like `table_index`."""
+        try:
+            return _pop(self._coder, table_index, self.tables)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
 
 
 def decode(data: bytes, table_index: np.ndarray, tables: CdfTables) -> np.ndarray:
     """Inverse of `encode`: the symbols, shaped like `table_index`. Damaged data raises `BitstreamError`."""
-    if len(data) % 4:
-        raise BitstreamError("entropy-coded section is not a whole number of 32-bit words")
-    shape = np.shape(table_index)
-    table_index = np.asarray(table_index, dtype=np.int64).ravel()
-    symbols = np.zeros(table_index.shape, dtype=np.int64)
-    try:
-        coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        for t, where in _groups(table_index):
-            length = int(tables.lengths[t])
-            indices = coder.decode(_model(tables, t), len(where)).astype(np.int64)
-            escaped = indices == length
-            overflow = _decode_escapes(coder, int(escaped.sum()))
-            indices[escaped] = np.where(overflow < 0, overflow, overflow + length)
-            symbols[where] = indices + int(tables.offsets[t])
-    except (ValueError, RuntimeError, OverflowError) as error:
-        raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
-    return symbols.reshape(shape)
+    return ChunkDecoder(data, tables).decode(table_index)

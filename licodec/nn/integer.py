@@ -21,10 +21,10 @@ _LIMIT = 1 << 26  # activations are clamped here: |x| * |w| * fan-in stays below
 class IntegerConvNet:
     """Integer twin of an `nn.Sequential` made of Conv2d, ConvTranspose2d and ReLU layers."""
 
-    def __init__(self, network: nn.Sequential, fraction_bits: int = 10, weight_bits: int = 12) -> None:
+    def __init__(self, network: nn.Module, fraction_bits: int = 10, weight_bits: int = 12) -> None:
         self.fraction_bits = fraction_bits
         self.layers: list[tuple[str, object]] = []
-        for layer in network:
+        for layer in network if isinstance(network, nn.Sequential) else [network]:
             if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
                 self.layers.append(("conv", self._quantize(layer, weight_bits)))
             elif isinstance(layer, nn.ReLU):
@@ -35,6 +35,8 @@ class IntegerConvNet:
     def _quantize(self, layer: nn.Conv2d | nn.ConvTranspose2d, weight_bits: int) -> dict:
         transposed = isinstance(layer, nn.ConvTranspose2d)
         weight = layer.weight.detach().double()
+        if hasattr(layer, "mask"):  # masked convolutions of context models: the taps that may not look are zero
+            weight = weight * layer.mask.double()
         out_dim = 1 if transposed else 0
         reduce_dims = [d for d in range(4) if d != out_dim]
         peak = weight.abs().amax(dim=reduce_dims).clamp(min=2.0**-20)
@@ -61,7 +63,7 @@ class IntegerConvNet:
 
     def __call__(self, x_fixed: Tensor) -> Tensor:
         """Evaluate on int64 fixed-point input; returns int64 fixed-point output with `fraction_bits`."""
-        x = x_fixed.long()
+        x = torch.clamp(x_fixed.long(), -_LIMIT, _LIMIT)
         for kind, p in self.layers:
             if kind == "relu":
                 x = torch.clamp(x, min=0)
@@ -71,12 +73,36 @@ class IntegerConvNet:
                 acc = F.conv_transpose2d(value, p["weight"], None, p["stride"], p["padding"], p["output_padding"])
             else:
                 acc = F.conv2d(value, p["weight"], None, p["stride"], p["padding"])
-            acc = acc.long() + p["bias"].long()
-            shift = p["shift"]
-            # Divide by 2**shift rounding half up; a negative shift (huge weights) multiplies instead.
-            down = torch.clamp(shift, min=0)
-            half = torch.where(down > 0, torch.bitwise_left_shift(torch.ones_like(down), down - 1), 0)
-            acc = torch.div(acc + half, torch.bitwise_left_shift(torch.ones_like(down), down), rounding_mode="floor")
-            acc = acc * torch.bitwise_left_shift(torch.ones_like(shift), torch.clamp(-shift, min=0))
-            x = torch.clamp(acc, -_LIMIT, _LIMIT)
+            x = _requantize(acc.long() + p["bias"].long(), p["shift"])
         return x
+
+    def at(self, x_fixed: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+        """A one-layer stride-1 network evaluated at output positions (rows[k], cols[k]) of one image only.
+
+        Returns int64 (len(rows), channels), equal to `self(x_fixed)[0, :, rows, cols].T`, at the cost of those
+        positions: what an autoregressive decoder needs, one wavefront at a time. Only the kernel taps that are
+        non-zero for some channel (a masked convolution's visible neighbours) are gathered.
+        """
+        (kind, p), = self.layers
+        if kind != "conv" or p["transposed"] or tuple(p["stride"]) != (1, 1):
+            raise TypeError("IntegerConvNet.at evaluates a single stride-1 convolution")
+        if "taps" not in p:
+            weight = p["weight"]
+            taps = torch.nonzero(weight.abs().sum(dim=(0, 1)) > 0)
+            p["taps"] = taps
+            p["tap_weight"] = weight[:, :, taps[:, 0], taps[:, 1]].reshape(weight.shape[0], -1).T.contiguous()
+        pad_h, pad_w = p["padding"]
+        padded = F.pad(torch.clamp(x_fixed[0].long(), -_LIMIT, _LIMIT), (pad_w, pad_w, pad_h, pad_h))
+        taps = p["taps"]
+        patches = padded[:, rows[:, None] + taps[None, :, 0], cols[:, None] + taps[None, :, 1]]  # (C, n, taps)
+        acc = patches.permute(1, 0, 2).reshape(len(rows), -1).double() @ p["tap_weight"]
+        return _requantize(acc.long() + p["bias"].view(1, -1).long(), p["shift"].view(1, -1))
+
+
+def _requantize(acc: Tensor, shift: Tensor) -> Tensor:
+    """Divide by 2**shift rounding half up (a negative shift, for huge weights, multiplies), then clamp."""
+    down = torch.clamp(shift, min=0)
+    half = torch.where(down > 0, torch.bitwise_left_shift(torch.ones_like(down), down - 1), 0)
+    acc = torch.div(acc + half, torch.bitwise_left_shift(torch.ones_like(down), down), rounding_mode="floor")
+    acc = acc * torch.bitwise_left_shift(torch.ones_like(shift), torch.clamp(-shift, min=0))
+    return torch.clamp(acc, -_LIMIT, _LIMIT)

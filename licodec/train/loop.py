@@ -97,7 +97,10 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         config = TrainConfig(**{**state["train_config"], "steps": config.steps, "checkpoint": config.checkpoint})
     codec = build(config).to(device)
     if config.init and state is None:
-        _initialize(codec, config.init)
+        fresh = _initialize(codec, config.init)
+        if fresh and progress and rank == 0:
+            tqdm.write(f"{len(fresh)} tensors not in {config.init} start fresh: {', '.join(fresh[:6])}"
+                       + (", ..." if len(fresh) > 6 else ""))
     if config.precision == "bf16":
         codec.transform_dtype = torch.bfloat16
         codec.to(memory_format=torch.channels_last)
@@ -175,14 +178,22 @@ def fit_quantiles(codec: Codec, steps: int = 3000, lr: float = 1e-2) -> float:
     return float(codec.aux_loss().detach())
 
 
-def _initialize(codec: Codec, source: str) -> None:
-    """Copy the weights of a checkpoint (or a zoo weights file) into `codec`."""
+def _initialize(codec: Codec, source: str) -> list[str]:
+    """Copy the weights of a checkpoint (or a zoo weights file) into `codec`: every tensor whose name and shape
+    match, so that a model can start from a related one (a context model from a hyperprior). Returns the names of
+    `codec`'s tensors that kept their fresh initialization."""
     if source.endswith(".safetensors"):
         from licodec import zoo
 
-        codec.load_state_dict(zoo.from_bytes(Path(source).read_bytes()).state_dict())
-        return
-    codec.load_state_dict(torch.load(source, map_location="cpu", weights_only=False)["model"])
+        saved = zoo.from_bytes(Path(source).read_bytes()).state_dict()
+    else:
+        saved = torch.load(source, map_location="cpu", weights_only=False)["model"]
+    own = codec.state_dict()
+    matching = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
+    if not matching:
+        raise ValueError(f"{source} shares no weights with {codec.name}")
+    codec.load_state_dict(matching, strict=False)
+    return sorted(set(own) - set(matching))
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, codec: Codec) -> None:

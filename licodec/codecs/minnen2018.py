@@ -1,0 +1,149 @@
+"""Minnen, Ballé & Toderici, "Joint autoregressive and hierarchical priors for learned image compression",
+NeurIPS 2018 [23], and its parallel checkerboard variant (He et al., CVPR 2021).
+
+    x --g_a--> y --Q--> y_hat --g_s--> x_hat
+               |          |
+               v          +--context (masked 5x5 conv)--> phi --+
+              h_a                                              +--entropy parameters (1x1 convs)--> mu, sigma
+               v                                               |
+               z --Q--> z_hat --h_s--> psi ---------------------+
+
+Each element of y is N(mu, sigma^2) with mu and sigma from the hyperprior's features psi and the context features
+phi of the already decoded neighbours. Coding is exact and machine-independent: h_s, the context convolution and
+the entropy-parameter network all run as integer networks, and the decoder visits the latent in the order of
+`licodec.entropy.context.schedule` (wavefronts for the serial model, two passes for the checkerboard).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from licodec.codecs.balle2017 import DEFAULT_LMBDAS
+from licodec.codecs.balle2018 import MeanScaleHyperprior
+from licodec.codecs.base import Encoded, RDOutput
+from licodec.entropy import coder
+from licodec.entropy.context import MaskedConv2d, schedule
+from licodec.quant import quantize
+from licodec.registry import register
+from licodec.taxonomy import Taxonomy
+
+
+def entropy_parameters(M: int) -> nn.Sequential:
+    """The entropy-parameter network of [23]: three 1x1 convolutions from (psi, phi) to (sigma, mu).
+
+    The paper uses leaky ReLUs; plain ReLUs keep the network integer-evaluable (`licodec.nn.integer`)."""
+    return nn.Sequential(
+        nn.Conv2d(M * 4, M * 10 // 3, 1), nn.ReLU(),
+        nn.Conv2d(M * 10 // 3, M * 8 // 3, 1), nn.ReLU(),
+        nn.Conv2d(M * 8 // 3, M * 2, 1),
+    )
+
+
+@register("minnen2018-joint")
+class JointAutoregressive(MeanScaleHyperprior):
+    """Mean-scale hyperprior plus a serial masked 5x5 context model (CompressAI's "mbt2018")."""
+
+    taxonomy = Taxonomy(
+        reference="[23] Minnen, Ballé, Toderici 2018",
+        network="CNN with GDN/IGDN; hyperprior CNN; masked-convolution context model",
+        coding_unit="full image",
+        spatial_tools="hyperprior (side information) and autoregressive context of decoded neighbours",
+        rate_control="one model per rate in the paper; here one model, gain vector per level",
+        quality_range="about 0.1 to 1.5 bpp",
+        refs=(23,),
+    )
+    context_kind = "causal"
+
+    def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
+                 quantization: str = "mixed") -> None:
+        super().__init__(N, M, lmbdas, quantization)
+        self.context = MaskedConv2d(M, M * 2, 5, self.context_kind)
+        self.entropy_parameters = entropy_parameters(M)
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+        """Training pass: the context sees y with uniform noise (rounded y in eval mode), as in [23]; with "mixed"
+        quantization the synthesis sees y rounded around the predicted means (straight-through gradient)."""
+        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+        rate_mode = self.rate_mode()
+        z_hat, z_likelihood = self.hyperprior(y, quality, rate_mode)
+        psi = self.transform(self.hyper_synthesis, z_hat)
+        y_tilde = quantize(y, "noise" if self.training else "round")
+        phi = self.transform(self.context, y_tilde)  # zero at the checkerboard's anchors
+        scales, means = self.split(self.transform(self.entropy_parameters, torch.cat([psi, phi], dim=1)))
+        _, y_likelihood = self.gaussian(y, scales, means, rate_mode)
+        if self.training and self.quantization != "mixed":
+            y_hat = y_tilde
+        else:
+            y_hat = quantize(y, "ste" if self.training else "round", means)
+        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(quality))
+        return RDOutput(x_hat, {"y": y_likelihood, "z": z_likelihood})
+
+    def _visit(self, psi: Tensor, step) -> Tensor:
+        """Walk the latent in decoding order; returns y_hat in fixed point (int64, 1 x M x h x w).
+
+        `step(index, means_fixed, rows, cols)` returns the symbols (M x n) of the n positions of one step, given
+        their table indices and fixed-point means: the encoder rounds y, the decoder decodes the next chunk.
+        """
+        context = self.integer("context")
+        parameters = self.integer("entropy_parameters")
+        one = 1 << parameters.fraction_bits
+        M = self.config["M"]
+        y_hat = torch.zeros((1, M, *psi.shape[-2:]), dtype=torch.long)
+        for rows, cols, sees_context in schedule(self.context_kind, *psi.shape[-2:]):
+            if sees_context:
+                phi = context.at(y_hat, rows, cols)
+            else:
+                phi = torch.zeros((len(rows), 2 * M), dtype=torch.long)
+            features = torch.cat([psi[0, :, rows, cols].T, phi], dim=1)  # n x 4M
+            out = parameters(features.T[None, :, None, :])[0, :, 0, :]  # 2M x n
+            scales_fixed, means_fixed = out[:M], out[M:]
+            index = self.gaussian.index(scales_fixed, parameters.fraction_bits)
+            symbols = step(index, means_fixed, rows, cols)
+            y_hat[0, :, rows, cols] = torch.as_tensor(symbols, dtype=torch.long) * one + means_fixed
+        return y_hat
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: int) -> Encoded:
+        """Code a 1x3xHxW image in [0, 1]: z, then y in decoding order with its context."""
+        level = self.check_quality(quality)
+        y = self.analyse(x, level).double()
+        z_section, z_symbols = self.encode_z(y.float(), level)
+        one = 1 << self.integer("entropy_parameters").fraction_bits
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def step(index: Tensor, means_fixed: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+            symbols = torch.round(y[0, :, rows, cols] - means_fixed.double() / one).long()
+            chunks.append((symbols.numpy(), index.numpy()))
+            return symbols
+
+        self._visit(self.hyper_fixed(z_symbols, level), step)
+        return Encoded([z_section, coder.encode_chunks(chunks, self.gaussian.tables)],
+                       x.shape[-2], x.shape[-1], quality)
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
+        level = self.check_quality(encoded.quality)
+        psi = self.hyper_fixed(self.decode_z(encoded, level), level)
+        decoder = coder.ChunkDecoder(encoded.sections[1], self.gaussian.tables)
+        y_hat = self._visit(psi, lambda index, means, rows, cols: decoder.decode(index.numpy()))
+        one = 1 << self.integer("entropy_parameters").fraction_bits
+        return self.synthesise(y_hat.double() / one, level, encoded)
+
+
+@register("minnen2018-checkerboard")
+class CheckerboardJoint(JointAutoregressive):
+    """[23] with the checkerboard context of He et al. 2021: two parallel passes instead of a serial scan."""
+
+    taxonomy = Taxonomy(
+        reference="[23] Minnen, Ballé, Toderici 2018, with the checkerboard context of He et al. 2021",
+        network="CNN with GDN/IGDN; hyperprior CNN; checkerboard-masked context model",
+        coding_unit="full image",
+        spatial_tools="hyperprior (side information) and a two-pass checkerboard context of decoded anchors",
+        rate_control="one model, gain vector per level",
+        quality_range="about 0.1 to 1.5 bpp",
+        refs=(23,),
+    )
+    context_kind = "checkerboard"

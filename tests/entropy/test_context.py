@@ -1,0 +1,77 @@
+"""Context masks and decoding schedules: no symbol may see itself or anything decoded after it."""
+
+import pytest
+import torch
+
+from licodec.entropy.context import MaskedConv2d, anchors, context_mask, schedule
+from licodec.nn.integer import IntegerConvNet
+
+
+def _step_of(kind, height, width):
+    order = torch.full((height, width), -1)
+    for k, (rows, cols, _) in enumerate(schedule(kind, height, width)):
+        assert (order[rows, cols] == -1).all(), "a position is visited twice"
+        order[rows, cols] = k
+    assert (order >= 0).all(), "a position is never visited"
+    return order
+
+
+@pytest.mark.parametrize("kind", ["causal", "checkerboard"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 7), (9, 4), (12, 17)])
+def test_every_visible_neighbour_is_decoded_in_an_earlier_step(kind, size):
+    height, width = size
+    order = _step_of(kind, height, width)
+    sees = torch.zeros(height, width, dtype=torch.bool)
+    for rows, cols, sees_context in schedule(kind, height, width):
+        sees[rows, cols] = sees_context
+    mask = context_mask(kind, 5)
+    for i in range(height):
+        for j in range(width):
+            if not sees[i, j]:
+                continue
+            for a, b in torch.nonzero(mask).tolist():
+                r, c = i + a - 2, j + b - 2
+                if 0 <= r < height and 0 <= c < width:
+                    assert order[r, c] < order[i, j], (kind, (i, j), (r, c))
+
+
+def test_causal_mask_is_pixelcnn_mask_a():
+    mask = context_mask("causal", 5)
+    assert mask[2, 2] == 0 and mask[2, 3:].sum() == 0 and mask[3:].sum() == 0
+    assert mask[:2].sum() == 10 and mask[2, :2].sum() == 2
+
+
+@pytest.mark.parametrize("kind", ["causal", "checkerboard"])
+def test_masked_convolution_ignores_the_symbol_itself_and_later_ones(kind):
+    torch.manual_seed(0)
+    conv = MaskedConv2d(3, 4, 5, kind)
+    x = torch.randn(1, 3, 8, 9)
+    base = conv(x)
+    order = _step_of(kind, 8, 9)
+    for i, j in [(0, 0), (3, 4), (7, 8), (5, 0)]:
+        changed = x.clone()
+        changed[0, :, i, j] += 10
+        moved = (conv(changed) - base).abs().amax(dim=(0, 1)) > 0
+        # Only positions decoded after (i, j) may change.
+        assert (order[moved] > order[i, j]).all(), (kind, i, j)
+
+
+def test_wavefronts_are_far_fewer_than_positions():
+    assert len(schedule("causal", 32, 48)) == 3 * 31 + 47 + 1
+    assert len(schedule("checkerboard", 32, 48)) == 2
+
+
+def test_anchors_alternate():
+    a = anchors(3, 3)
+    assert a[0, 0] and not a[0, 1] and a[1, 1] and a.sum() == 5
+
+
+@pytest.mark.parametrize("kind", ["causal", "checkerboard"])
+def test_integer_evaluation_at_positions_equals_the_whole_convolution(kind):
+    torch.manual_seed(1)
+    conv = MaskedConv2d(6, 5, 5, kind)
+    net = IntegerConvNet(conv)
+    x = torch.randint(-3000, 3000, (1, 6, 7, 10))
+    full = net(x)
+    rows, cols = torch.nonzero(torch.ones(7, 10), as_tuple=True)
+    assert torch.equal(net.at(x, rows, cols), full[0, :, rows, cols].T)
