@@ -25,14 +25,17 @@ __all__ = [
 ]
 
 
-def compress(image: Any, codec: str = "balle2018-hyperprior", quality: int = 4, precision: str = "fp32") -> bytes:
+def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4, precision: str = "fp32",
+             target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or 1x3xHxW float tensor in [0, 1]) to .lic bytes.
 
-    `precision="bf16"` runs the transforms in bfloat16 (faster on CPUs with AMX; same decodable file format).
+    `quality` is a trained level or a number between two. `target_bpp` (the file's size, at most) or
+    `target_psnr` (at least) search the quality for this image instead. `precision="bf16"` runs the transforms
+    in bfloat16 (faster on CPUs with AMX; same decodable file format).
     """
     from licodec import api
 
-    return api.compress(image, codec, quality, precision)
+    return api.compress(image, codec, quality, precision, target_bpp, target_psnr)
 
 
 def decompress(data: bytes, precision: str = "fp32") -> Image.Image:

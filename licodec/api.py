@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from PIL import Image
 
@@ -9,6 +11,9 @@ from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
+
+if TYPE_CHECKING:
+    from licodec.rate import Reached
 
 DEFAULT_CODEC = "balle2018-hyperprior"
 DEFAULT_QUALITY = 4
@@ -24,15 +29,37 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
     return codec
 
 
-def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: int, precision: str = "fp32") -> bytes:
-    """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file."""
-    codec.check_quality(quality)
+def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32") -> bytes:
+    """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
+
+    `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`)."""
+    quality = codec.check_quality(quality) + 1
+    _check_size(x)
+    with codec.precision(precision):
+        encoded = codec.compress(x, quality)
+    return _pack(codec, encoded, channels)
+
+
+def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
+                       precision: str = "fp32") -> tuple[bytes, Reached]:
+    """Like `compress_tensor`, with the quality searched so that the file reaches a target bpp or PSNR
+    (`licodec.rate.reach`); returns the bytes and what the search found and cost."""
+    from licodec.rate import reach
+
+    _check_size(x)
+    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
+    return _pack(codec, reached.encoded, channels), reached
+
+
+def _check_size(x: torch.Tensor) -> None:
     height, width = x.shape[-2:]
     if height * width > bitstream.MAX_PIXELS:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
-    with codec.precision(precision):
-        encoded = codec.compress(x, quality)
-    header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels, quality)
+
+
+def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+    header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
+                              encoded.quality)
     return bitstream.pack(header, encoded.sections)
 
 
@@ -57,11 +84,18 @@ def decompress_tensor(data: bytes, precision: str = "fp32") -> tuple[torch.Tenso
     return x_hat, header
 
 
-def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: int = DEFAULT_QUALITY,
-             precision: str = "fp32") -> bytes:
-    """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes."""
+def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
+             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
+    """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
+
+    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`)."""
     x, channels = read_image(image)
-    return compress_tensor(x, channels, load(codec, quality), quality, precision)
+    if target_bpp is not None and target_psnr is not None:
+        raise CodecError("give a target bpp or a target PSNR, not both")
+    if target_bpp is None and target_psnr is None:
+        return compress_tensor(x, channels, load(codec, quality), quality, precision)
+    metric, target = ("bpp", target_bpp) if target_bpp is not None else ("psnr", target_psnr)
+    return compress_to_target(x, channels, load(codec), metric, float(target), precision)[0]
 
 
 def decompress(data: bytes, precision: str = "fp32") -> Image.Image:

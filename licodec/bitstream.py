@@ -10,7 +10,7 @@ Layout (integers big-endian):
     height         4
     width          4
     channels       1  1 (grayscale) or 3 (RGB): what the decoder writes
-    quality        1  the codec's quality level
+    quality        2  the codec's quality in 1/256 steps (version 1: 1 byte, an integer level)
     sections       1  k
     lengths        4k byte length of each section
     payload        sum of lengths
@@ -29,7 +29,9 @@ from dataclasses import dataclass
 from licodec.errors import BitstreamError
 
 MAGIC = b"\x89LIC"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+QUALITY_STEPS = 256
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 28  # 16384 x 16384: a larger size in a header is damage, not an image
 
@@ -43,7 +45,7 @@ class Header:
     height: int
     width: int
     channels: int
-    quality: int
+    quality: float  # 1-based; fractional between trained levels, in steps of 1/QUALITY_STEPS
     section_lengths: tuple[int, ...] = ()
     version: int = FORMAT_VERSION
 
@@ -59,7 +61,10 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
         raise ValueError("image size or channel count out of range")
     head = bytearray(MAGIC)
     head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
-    head += struct.pack(">IIBBB", header.height, header.width, header.channels, header.quality, len(sections))
+    quality = round(header.quality * QUALITY_STEPS)
+    if not (0 < quality < 1 << 16) or quality != header.quality * QUALITY_STEPS:
+        raise ValueError(f"quality {header.quality} is not a multiple of 1/{QUALITY_STEPS} below 256")
+    head += struct.pack(">IIBHB", header.height, header.width, header.channels, quality, len(sections))
     head += b"".join(struct.pack(">I", len(s)) for s in sections)
     body = bytes(head) + b"".join(sections)
     return body + struct.pack(">I", zlib.crc32(body))
@@ -94,11 +99,16 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
     reader = _Reader(data)
     reader.take(len(MAGIC))
     version, name_length = reader.unpack(">BB")
-    if version != FORMAT_VERSION:
-        raise BitstreamError(f"format version {version}; this licodec reads version {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        raise BitstreamError(f"format version {version}; this licodec reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
     name_bytes = reader.take(name_length)
     weights = reader.take(HASH_BYTES)
-    height, width, channels, quality, count = reader.unpack(">IIBBB")
+    if version == 1:
+        height, width, channels, quality, count = reader.unpack(">IIBBB")
+    else:
+        height, width, channels, quality, count = reader.unpack(">IIBHB")
+        quality /= QUALITY_STEPS
     lengths = tuple(reader.unpack(f">{count}I")) if count else ()
     payload_end = reader.position + sum(lengths)
     if payload_end + 4 > len(data):

@@ -78,44 +78,63 @@ def _refuse_existing(output: str, force: bool) -> None:
         raise LicodecError(f"{output}: exists (use --force to overwrite)")
 
 
-def _compress_one(data: bytes, name: str, codec, quality: int, precision: str) -> tuple[bytes, int, int]:
-    from licodec.api import compress_tensor
+def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
+                  target: tuple[str, float] | None) -> tuple[bytes, int, int, str]:
+    """The .lic bytes of one image, its size, and a note on the quality used."""
+    from licodec.api import compress_tensor, compress_to_target
     from licodec.io import read_image_bytes
 
     x, channels = read_image_bytes(data, name)
-    return compress_tensor(x, channels, codec, quality, precision), x.shape[-2], x.shape[-1]
+    if target is None:
+        return compress_tensor(x, channels, codec, quality, precision), x.shape[-2], x.shape[-1], ""
+    encoded, reached = compress_to_target(x, channels, codec, *target, precision)
+    unit = "bpp" if target[0] == "bpp" else "dB"
+    note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
+            f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
+    return encoded, x.shape[-2], x.shape[-1], note
+
+
+def _target(quality: float | None, target_bpp: float | None, target_psnr: float | None) -> tuple[str, float] | None:
+    given = [t for t in (("bpp", target_bpp), ("psnr", target_psnr)) if t[1] is not None]
+    if len(given) > 1 or (given and quality is not None):
+        raise LicodecError("give one of --quality, --target-bpp and --target-psnr")
+    return given[0] if given else None
 
 
 @main.command()
 @click.argument("source")
 @click.option("-o", "--output", help="Output file (a folder when SOURCE is a folder); - for stdout.")
 @click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True, help="Codec name (see `licodec zoo`).")
-@click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int, help="Quality level.")
+@click.option("--quality", "-q", default=None, type=float,
+              help=f"Quality: a trained level, or a number between two.  [default: {DEFAULT_QUALITY}]")
+@click.option("--target-bpp", type=float, default=None, help="Search the quality that reaches this bpp (at most).")
+@click.option("--target-psnr", type=float, default=None, help="Search the lowest quality that reaches this PSNR.")
 @PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
-def compress(source: str, output: str | None, codec_name: str, quality: int, precision: str, force: bool) -> None:
+def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
+             target_psnr: float | None, precision: str, force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
-    codec = load(codec_name, quality)
+    target = _target(quality, target_bpp, target_psnr)
+    quality = DEFAULT_QUALITY if quality is None else quality
+    codec = load(codec_name, None if target else quality)
     if source != "-" and Path(source).is_dir():
-        _compress_folder(Path(source), Path(output) if output else Path(source), codec, quality, precision, force)
+        out = Path(output) if output else Path(source)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target)
         return
-    from licodec.api import compress_tensor
-    from licodec.io import read_image_bytes
-
-    x, channels = read_image_bytes(_read_input(source), source)
+    data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded = compress_tensor(x, channels, codec, quality, precision)
-    height, width = x.shape[-2:]
+    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
-    click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp", err=True)
+    click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
 
 
-def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, precision: str, force: bool) -> None:
+def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
+                     target: tuple[str, float] | None) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -127,12 +146,15 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: int, precis
     failures = 0
     total_bytes = total_pixels = 0
     for path in tqdm(paths, desc="compressing", unit="image"):
-        target = out_folder / path.relative_to(folder).with_suffix(".lic")
+        target_path = out_folder / path.relative_to(folder).with_suffix(".lic")
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _refuse_existing(str(target), force)
-            encoded, height, width = _compress_one(path.read_bytes(), str(path), codec, quality, precision)
-            _write_output(str(target), encoded, force)
+            target_path.parent.mkdir(parents=True, exist_ok=True)
+            _refuse_existing(str(target_path), force)
+            encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
+                                                         target)
+            _write_output(str(target_path), encoded, force)
+            if note:
+                tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)
             total_bytes += len(encoded)
             total_pixels += height * width
         except LicodecError as error:
@@ -423,10 +445,10 @@ def datasets_download(name: str, root: str) -> None:
 
 @main.command()
 @click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True)
-@click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=int)
+@click.option("--quality", "-q", default=DEFAULT_QUALITY, show_default=True, type=float)
 @click.option("--image", default=None, help="Image to use instead of the bundled sample.")
 @PRECISION_OPTION
-def demo(codec_name: str, quality: int, image: str | None, precision: str) -> None:
+def demo(codec_name: str, quality: float, image: str | None, precision: str) -> None:
     """Compress and decompress the bundled sample image; print size, bpp and PSNR."""
     import time
 
@@ -445,7 +467,7 @@ def demo(codec_name: str, quality: int, image: str | None, precision: str) -> No
     decode_s = time.perf_counter() - start
     height, width = x.shape[-2:]
     click.echo(f"image   {source} ({width}x{height})")
-    click.echo(f"codec   {codec_name}, quality {quality}")
+    click.echo(f"codec   {codec_name}, quality {quality:g}")
     click.echo(f"bytes   {len(data)}")
     click.echo(f"bpp     {8 * len(data) / (height * width):.4f}")
     click.echo(f"PSNR    {psnr(x, x_hat):.2f} dB")

@@ -55,3 +55,21 @@ def test_random_byte_flips_are_caught():
         damaged[position] ^= rng.randrange(1, 256)
         with pytest.raises(BitstreamError):
             bitstream.unpack(bytes(damaged))
+
+
+def test_fractional_quality_round_trip_and_grid():
+    header = bitstream.Header("balle2018-hyperprior", "0123456789abcdef", 5, 7, 3, 2.5)
+    parsed, _ = bitstream.unpack(bitstream.pack(header, [b"abcd"]))
+    assert parsed.quality == 2.5
+    with pytest.raises(ValueError):
+        bitstream.pack(bitstream.Header("x", "0123456789abcdef", 5, 7, 3, 2.3), [])
+
+
+def test_version_1_files_still_read():
+    import struct
+    import zlib
+
+    body = (bitstream.MAGIC + struct.pack(">BB", 1, 1) + b"x" + bytes(8) + struct.pack(">IIBBB", 2, 3, 3, 4, 1)
+            + struct.pack(">I", 4) + b"abcd")
+    parsed, sections = bitstream.unpack(body + struct.pack(">I", zlib.crc32(body)))
+    assert (parsed.version, parsed.quality, parsed.height, parsed.width, sections) == (1, 4, 2, 3, [b"abcd"])

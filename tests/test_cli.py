@@ -100,3 +100,16 @@ def test_zoo_and_taxonomy():
     assert result.returncode == 0 and b"balle2018-hyperprior" in result.stdout
     result = run("taxonomy", "--markdown")
     assert result.returncode == 0 and b"| balle2017-factorized |" in result.stdout
+
+
+def test_target_bpp_and_conflicting_options(photo, tmp_path):
+    out = tmp_path / "t.lic"
+    result = run("compress", str(photo), "-o", str(out), "--target-bpp", "2.0")
+    assert result.returncode == 0, result.stderr
+    assert b"quality" in result.stderr and b"encodes" in result.stderr
+    assert 8 * out.stat().st_size / (48 * 70) <= 2.0
+    _one_line_error(run("compress", str(photo), "-o", str(tmp_path / "u.lic"), "--target-bpp", "1",
+                        "--quality", "2"), "give one of")
+    _one_line_error(run("compress", str(photo), "-o", str(tmp_path / "v.lic"), "--target-psnr", "99"),
+                    "above what this codec reaches")
+    assert not (tmp_path / "u.lic").exists() and not (tmp_path / "v.lic").exists()

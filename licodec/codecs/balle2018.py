@@ -119,13 +119,13 @@ class ScaleHyperprior(Codec):
             self._integer[name] = IntegerConvNet(getattr(self, name))
         return self._integer[name]
 
-    def hyper_fixed(self, z_symbols: np.ndarray, level: int) -> Tensor:
+    def hyper_fixed(self, z_symbols: np.ndarray, level: float) -> Tensor:
         """h_s's output from z's symbols, in fixed point (int64), by integer arithmetic only."""
         net = self.integer("hyper_synthesis")
         medians = net.to_fixed(self.hyper_densities[level].medians).view(1, -1, 1, 1)
         return net(torch.from_numpy(z_symbols).long() * (1 << net.fraction_bits) + medians)
 
-    def _parameters_from_z(self, z_symbols: np.ndarray, level: int) -> tuple[Tensor, Tensor | None]:
+    def _parameters_from_z(self, z_symbols: np.ndarray, level: float) -> tuple[Tensor, Tensor | None]:
         """Table indices of y (and the fixed-point means, as floats) from z's symbols, in integers only."""
         fraction_bits = self.integer("hyper_synthesis").fraction_bits
         scales_fixed, means_fixed = self.split(self.hyper_fixed(z_symbols, level))
@@ -133,24 +133,24 @@ class ScaleHyperprior(Codec):
         means = None if means_fixed is None else means_fixed.double() / (1 << fraction_bits)
         return index, means
 
-    def analyse(self, x: Tensor, level: int) -> Tensor:
+    def analyse(self, x: Tensor, level: float) -> Tensor:
         """y of a 1x3xHxW image at quality index `level`: padded, transformed, scaled by the gain."""
         return self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
 
-    def encode_z(self, y: Tensor, level: int) -> tuple[bytes, np.ndarray]:
+    def encode_z(self, y: Tensor, level: float) -> tuple[bytes, np.ndarray]:
         """z's section and symbols."""
         density = self.hyper_densities[level]
         z_symbols, z_index = density.symbols(self.transform(self.hyper_analysis, self.hyper_input(y)))
         return coder.encode(z_symbols, z_index, density.tables), z_symbols
 
-    def decode_z(self, encoded: Encoded, level: int) -> np.ndarray:
+    def decode_z(self, encoded: Encoded, level: float) -> np.ndarray:
         """z's symbols from its section (the first)."""
         density = self.hyper_densities[level]
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
         z_shape = (1, self.config["N"], padded_h // 64, padded_w // 64)
         return coder.decode(encoded.sections[0], density.table_index(z_shape), density.tables)
 
-    def synthesise(self, y_hat: Tensor, level: int, encoded: Encoded) -> Tensor:
+    def synthesise(self, y_hat: Tensor, level: float, encoded: Encoded) -> Tensor:
         """The decoded image from y_hat (float64), cropped to its size, in [0, 1].
 
         A damaged file can decode to absurd escape values; they are clamped to +-2**16 (no real latent comes near)

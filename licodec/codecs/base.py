@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,10 +12,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from licodec.bitstream import QUALITY_STEPS
 from licodec.errors import CodecError
 from licodec.taxonomy import Taxonomy
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+
+
+def snap_quality(quality: float) -> float:
+    """`quality` rounded to the nearest multiple of 1/QUALITY_STEPS (integers stay integers)."""
+    return math.floor(quality * QUALITY_STEPS + 0.5) / QUALITY_STEPS
 
 
 @dataclass
@@ -40,7 +47,7 @@ class Encoded:
     sections: list[bytes]
     height: int
     width: int
-    quality: int
+    quality: float
 
 
 class Codec(nn.Module):
@@ -88,11 +95,15 @@ class Codec(nn.Module):
         """Number of quality levels, 1 .. qualities (one trained lambda each)."""
         return len(self.lmbdas)
 
-    def check_quality(self, quality: int) -> int:
-        """Validate a 1-based quality level and return its 0-based index."""
-        if not isinstance(quality, int) or not 1 <= quality <= self.qualities:
-            raise CodecError(f"quality must be an integer from 1 to {self.qualities}, got {quality!r}")
-        return quality - 1
+    def check_quality(self, quality: float) -> float:
+        """Validate a 1-based quality and return the 0-based level.
+
+        Integer qualities are the trained levels; a number in between interpolates the gains of its two neighbours
+        (the continuous rate knob of rate control). Qualities are snapped to steps of 1/QUALITY_STEPS, the
+        resolution the file header stores."""
+        if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= self.qualities:
+            raise CodecError(f"quality must be a number from 1 to {self.qualities}, got {quality!r}")
+        return snap_quality(quality) - 1
 
     def pad(self, x: Tensor) -> Tensor:
         """Replicate-pad the bottom and right edges to a multiple of `multiple`."""

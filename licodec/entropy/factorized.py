@@ -143,8 +143,9 @@ class FactorizedDensities(nn.Module):
         super().__init__()
         self.levels = nn.ModuleList(FactorizedDensity(channels) for _ in range(levels))
 
-    def __getitem__(self, level: int) -> FactorizedDensity:
-        return self.levels[level]
+    def __getitem__(self, level: float) -> FactorizedDensity:
+        """The density of a 0-based level; a level between two trained ones takes the nearer one's density."""
+        return self.levels[int(math.floor(level + 0.5))]
 
     def forward(self, y: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
         """Quantize each sample with the density of its level; returns (y_hat, likelihood)."""

@@ -26,9 +26,21 @@ class GainUnit(nn.Module):
         self.log_inverse_gain = nn.Parameter(-init.view(-1, 1).repeat(1, channels))
 
     def gain(self, quality: Tensor) -> Tensor:
-        """Gains for a batch of 0-based quality indices, shape (N, C, 1, 1)."""
-        return torch.exp(self.log_gain[quality])[:, :, None, None]
+        """Gains for a batch of 0-based quality levels, shape (N, C, 1, 1) (see `interpolate`)."""
+        return interpolate(self.log_gain, quality)
 
     def inverse_gain(self, quality: Tensor) -> Tensor:
-        """Inverse gains for a batch of 0-based quality indices, shape (N, C, 1, 1)."""
-        return torch.exp(self.log_inverse_gain[quality])[:, :, None, None]
+        """Inverse gains for a batch of 0-based quality levels, shape (N, C, 1, 1)."""
+        return interpolate(self.log_inverse_gain, quality)
+
+
+def interpolate(log_table: Tensor, quality: Tensor) -> Tensor:
+    """exp of the table's rows at `quality`: integer levels pick a row, levels in between mix the two neighbouring
+    rows linearly in the log domain (Cui et al. 2021's exponential interpolation, g = g_l^(1-t) g_(l+1)^t), which
+    makes the rate a continuous function of the quality. Integer levels give exactly the trained gains."""
+    if not quality.is_floating_point():
+        return torch.exp(log_table[quality])[:, :, None, None]
+    low = torch.floor(quality).long().clamp(0, log_table.shape[0] - 1)
+    high = (low + 1).clamp(max=log_table.shape[0] - 1)
+    t = (quality - low).to(log_table.dtype)[:, None]
+    return torch.exp(log_table[low] * (1 - t) + log_table[high] * t)[:, :, None, None]
