@@ -84,9 +84,7 @@ class FactorizedPrior(Codec):
         density = self.densities[level]
         shape = self.latent_shape(encoded.height, encoded.width)
         symbols = coder.decode(encoded.sections[0], density.table_index(shape), density.tables)
-        y_hat = density.dequantize(symbols.astype(np.int64))
-        x_hat = self.transform(self.synthesis, self.layout(y_hat * self.gain.inverse_gain(torch.tensor([level]))))
-        return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
+        return self.synthesise(density.dequantize(symbols.astype(np.int64)).double(), level, encoded)
 
     def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
         """Shape of y for an image of height x width."""

@@ -150,16 +150,6 @@ class ScaleHyperprior(Codec):
         z_shape = (1, self.config["N"], padded_h // 64, padded_w // 64)
         return coder.decode(encoded.sections[0], density.table_index(z_shape), density.tables)
 
-    def synthesise(self, y_hat: Tensor, level: float, encoded: Encoded) -> Tensor:
-        """The decoded image from y_hat (float64), cropped to its size, in [0, 1].
-
-        A damaged file can decode to absurd escape values; they are clamped to +-2**16 (no real latent comes near)
-        and whatever overflows in the synthesis is mapped to 0, so the output is always a valid image."""
-        inverse_gain = self.gain.inverse_gain(torch.tensor([level]))
-        y_hat = y_hat.clamp(-(1 << 16), 1 << 16).float() * inverse_gain
-        x_hat = torch.nan_to_num(self.transform(self.synthesis, self.layout(y_hat)), nan=0.0)
-        return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
-
     @torch.no_grad()
     def compress(self, x: Tensor, quality: int) -> Encoded:
         """Code a 1x3xHxW image in [0, 1]: z with its factorized density, then y with the Gaussian tables."""

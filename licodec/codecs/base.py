@@ -134,6 +134,17 @@ class Codec(nn.Module):
         """The size the transforms see for an image of height x width."""
         return height + (-height) % self.multiple, width + (-width) % self.multiple
 
+    def synthesise(self, y_hat: Tensor, level: float, encoded: Encoded) -> Tensor:
+        """The decoded image from y_hat (float64), cropped to its size, in [0, 1], for codecs with a `synthesis`
+        transform and a `gain` unit.
+
+        A damaged file can decode to absurd escape values; they are clamped to +-2**16 (no real latent comes near)
+        and whatever overflows in the synthesis is mapped to 0, so the output is always a valid image."""
+        inverse_gain = self.gain.inverse_gain(torch.tensor([level]))
+        y_hat = y_hat.clamp(-(1 << 16), 1 << 16).float() * inverse_gain
+        x_hat = torch.nan_to_num(self.transform(self.synthesis, self.layout(y_hat)), nan=0.0)
+        return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
+
     def forward(self, x: Tensor, quality: Tensor) -> RDOutput:  # noqa: D102
         raise NotImplementedError
 

@@ -1,5 +1,6 @@
 """Minnen, Ballé & Toderici, "Joint autoregressive and hierarchical priors for learned image compression",
-NeurIPS 2018 [23], and its parallel checkerboard variant (He et al., CVPR 2021).
+NeurIPS 2018 [23], and its parallel checkerboard variant (He et al., CVPR 2021); at the end, Minnen et al.,
+"Image-dependent local entropy models for learned image compression", ICIP 2018 [18].
 
     x --g_a--> y --Q--> y_hat --g_s--> x_hat
                |          |
@@ -16,15 +17,19 @@ the entropy-parameter network all run as integer networks, and the decoder visit
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from licodec.codecs.balle2017 import DEFAULT_LMBDAS
+from licodec.codecs.balle2017 import DEFAULT_LMBDAS, FactorizedPrior
 from licodec.codecs.balle2018 import MeanScaleHyperprior
 from licodec.codecs.base import Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.context import MaskedConv2d, schedule
+from licodec.entropy.local import LocalDensities
+from licodec.errors import BitstreamError
 from licodec.quant import quantize
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
@@ -147,3 +152,69 @@ class CheckerboardJoint(JointAutoregressive):
         refs=(23,),
     )
     context_kind = "checkerboard"
+
+
+@register("minnen2018-local")
+class LocalEntropyModels(FactorizedPrior):
+    """Ballé 2017's transforms with image-dependent local entropy models (Minnen et al., ICIP 2018 [18]): a
+    dictionary of `models` learned densities per channel, one chosen per `block` x `block` tile of the latent and
+    signalled as side information (`licodec.entropy.local`)."""
+
+    taxonomy = Taxonomy(
+        reference="[18] Minnen, Toderici, Singh, Hwang, Covell 2018",
+        network="CNN with GDN/IGDN",
+        coding_unit="full image; entropy model chosen per latent block (64x64 pixels by default)",
+        spatial_tools="a dictionary of learned entropy models, one signalled per block",
+        rate_control="one model, gain vector per level",
+        quality_range="about 0.1 to 1.5 bpp",
+        refs=(18, 4),
+    )
+
+    def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
+                 quantization: str = "mixed", models: int = 8, block: int = 4) -> None:
+        super().__init__(N, M, lmbdas, quantization)
+        self.config.update(models=models, block=block)
+        del self.densities
+        self.local = LocalDensities(self.qualities, M, models, block)
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+        """Training pass: the rate of each block under its best model, plus the choices' log2 K bits."""
+        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+        noisy = self.training and self.quantization in ("noise", "mixed")
+        y_rate = quantize(y, "noise" if noisy else ("ste" if self.training else "round"))
+        likelihood, choice_likelihood = self.local(y_rate, quality)
+        y_hat = quantize(y, "ste" if self.training else "round") if self.quantization != "noise" else y_rate
+        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(quality))
+        return RDOutput(x_hat, {"y": likelihood, "choices": choice_likelihood})
+
+    def update(self) -> None:
+        """Freeze the tables of every model."""
+        self.local.update()
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> Encoded:
+        """Code a 1x3xHxW image: the blocks' choices, then y with the chosen tables."""
+        level = self.check_quality(quality)
+        y = self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
+        y_int = torch.round(y).long().numpy()
+        density = self.local.level(level)
+        choice = self.local.choose(y_int, level)
+        index = self.local.table_index(choice, y_int.shape)
+        symbols = y_int - density.centres.numpy().astype(np.int64)[index]
+        return Encoded([coder.encode(choice, np.zeros_like(choice), self.local.choice_tables),
+                        coder.encode(symbols, index, density.tables)], x.shape[-2], x.shape[-1], quality)
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
+        level = self.check_quality(encoded.quality)
+        density = self.local.level(level)
+        shape = self.latent_shape(encoded.height, encoded.width)
+        blocks = (math.ceil(shape[-2] / self.local.block), math.ceil(shape[-1] / self.local.block))
+        choice = coder.decode(encoded.sections[0], np.zeros(blocks, dtype=np.int64), self.local.choice_tables)
+        if choice.min() < 0 or choice.max() >= self.local.models:
+            raise BitstreamError("entropy model choice out of range")
+        index = self.local.table_index(choice, shape)
+        symbols = coder.decode(encoded.sections[1], index, density.tables)
+        y_hat = torch.from_numpy(symbols + density.centres.numpy().astype(np.int64)[index]).double()
+        return self.synthesise(y_hat, level, encoded)

@@ -30,9 +30,10 @@ class FactorizedDensity(nn.Module):
     """Non-parametric density per channel, for tensors of shape (N, C, H, W)."""
 
     def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0,
-                 tail_mass: float = 1e-9) -> None:
+                 tail_mass: float = 1e-9, integer_grid: bool = False) -> None:
         super().__init__()
         self.channels = channels
+        self.integer_grid = integer_grid  # code integers (round(y)) instead of offsets from the medians
         self.tail_mass = tail_mass
         widths = (1, *filters, 1)
         scale = init_scale ** (1 / (len(widths) - 1))
@@ -72,6 +73,12 @@ class FactorizedDensity(nn.Module):
         """The learned median of each channel, shape (C,)."""
         return self.quantiles[:, 0, 1].detach()
 
+    @property
+    def centres(self) -> Tensor:
+        """What symbols are offsets from: the medians, or the rounded medians on the integer grid (then several
+        densities can code the same rounded latent, as the local entropy models of [18] do)."""
+        return torch.round(self.medians) if self.integer_grid else self.medians
+
     def _channel_major(self, x: Tensor) -> tuple[Tensor, tuple[int, ...]]:
         perm = x.permute(1, 0, 2, 3)
         return perm.reshape(self.channels, 1, -1), perm.shape
@@ -104,7 +111,7 @@ class FactorizedDensity(nn.Module):
     @torch.no_grad()
     def update(self) -> None:
         """Freeze one integer table per channel, covering the learned quantiles around the integer median."""
-        medians = self.quantiles[:, 0, 1]
+        medians = self.centres
         low = torch.floor(self.quantiles[:, 0, 0] - medians).long()
         high = torch.ceil(self.quantiles[:, 0, 2] - medians).long()
         pmfs, tails, offsets = [], [], []
@@ -121,15 +128,15 @@ class FactorizedDensity(nn.Module):
         self.tables = quantize_pmfs(pmfs, tails, offsets)
 
     def symbols(self, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Integer symbols (offsets from the rounded medians) and each symbol's table index."""
-        medians = self.medians.view(1, -1, 1, 1)
+        """Integer symbols (offsets from the centres) and each symbol's table index."""
+        medians = self.centres.view(1, -1, 1, 1)
         symbols = torch.round(y - medians).long()
         index = torch.arange(self.channels).view(1, -1, 1, 1).expand_as(symbols)
         return symbols.numpy(), index.numpy()
 
     def dequantize(self, symbols: np.ndarray) -> Tensor:
         """y_hat from decoded symbols."""
-        return torch.from_numpy(symbols).float() + self.medians.view(1, -1, 1, 1)
+        return torch.from_numpy(symbols).float() + self.centres.view(1, -1, 1, 1)
 
     def table_index(self, shape: tuple[int, ...]) -> np.ndarray:
         """Table of every symbol of a latent of `shape`: its channel."""
@@ -139,9 +146,9 @@ class FactorizedDensity(nn.Module):
 class FactorizedDensities(nn.Module):
     """One `FactorizedDensity` per quality level: the latent's statistics change with the level's gain."""
 
-    def __init__(self, levels: int, channels: int) -> None:
+    def __init__(self, levels: int, channels: int, integer_grid: bool = False) -> None:
         super().__init__()
-        self.levels = nn.ModuleList(FactorizedDensity(channels) for _ in range(levels))
+        self.levels = nn.ModuleList(FactorizedDensity(channels, integer_grid=integer_grid) for _ in range(levels))
 
     def __getitem__(self, level: float) -> FactorizedDensity:
         """The density of a 0-based level; a level between two trained ones takes the nearer one's density."""
