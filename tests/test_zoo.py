@@ -45,3 +45,16 @@ def test_header_records_the_weights_and_foreign_weights_are_refused():
 def test_missing_weights_are_reported():
     with pytest.raises(WeightsError, match="no trained weights"):
         zoo.load("balle2018-mean-scale")
+
+
+@pytest.mark.parametrize("name", ["minnen2018-joint", "minnen2018-checkerboard", "minnen2018-local",
+                                  "lee2019-context-adaptive"])
+def test_new_codecs_survive_the_weights_file(name):
+    """Serialize a small random model and load it back: same tables, same bytes when coding."""
+    from tests.conftest import small_codec
+
+    codec = small_codec(name)
+    data = zoo.to_bytes(codec, {"note": "test"})
+    loaded = zoo.from_bytes(data)
+    x = torch.rand(1, 3, 40, 70)
+    assert loaded.compress(x, 2).sections == codec.compress(x, 2).sections

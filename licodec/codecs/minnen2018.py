@@ -100,7 +100,7 @@ class JointAutoregressive(MeanScaleHyperprior):
             if sees_context:
                 phi = context.at(y_hat, rows, cols)
             else:
-                phi = torch.zeros((len(rows), 2 * M), dtype=torch.long)
+                phi = torch.zeros((len(rows), self.context.out_channels), dtype=torch.long)
             features = torch.cat([psi[0, :, rows, cols].T, phi], dim=1)  # n x 4M
             out = parameters(features.T[None, :, None, :])[0, :, 0, :]  # 2M x n
             scales_fixed, means_fixed = out[:M], out[M:]

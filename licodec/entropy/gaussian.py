@@ -76,3 +76,61 @@ class GaussianConditional(nn.Module):
         """Table index of each fixed-point scale: the level nearest in the log domain, in integers only."""
         thresholds = self.index_thresholds(fraction_bits)
         return torch.searchsorted(thresholds, scales_fixed.contiguous(), right=True)
+
+
+class GaussianPriors(nn.Module):
+    """A zero-mean Gaussian per channel and quality level with a trained standard deviation: the prior of the
+    hyper-latent z in Lee, Cho & Beack 2019 [19] (where Ballé 2018 uses a non-parametric density).
+
+    z is coded on the integer grid with the `GaussianConditional` tables; the table of each channel is chosen at
+    `update()` and stored (`index`), so the decoder never evaluates a float to pick it. Indexing by level gives
+    the same small interface as `FactorizedDensities` (medians, symbols, tables, table_index), so the hyperprior
+    codecs use either.
+    """
+
+    def __init__(self, levels: int, channels: int, init_scale: float = 4.0) -> None:
+        super().__init__()
+        self.channels = channels
+        self.log_scales = nn.Parameter(torch.full((levels, channels), math.log(init_scale)))
+        self.gaussian = GaussianConditional()
+        self.register_buffer("index", torch.zeros(levels, channels, dtype=torch.long))
+
+    def forward(self, z: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
+        """Quantize z (noise, STE or rounding, on the integer grid) and return (z_hat, likelihood)."""
+        z_hat = quantize(z, mode)
+        scales = torch.exp(self.log_scales[quality])[:, :, None, None]
+        return z_hat, self.gaussian.likelihood(z_hat, scales)
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Freeze the scale tables and each channel's table index (from its scale in 16-bit fixed point)."""
+        self.gaussian.update()
+        fixed = torch.floor(torch.exp(self.log_scales.detach().double()) * (1 << 16) + 0.5).long()
+        self.index.copy_(self.gaussian.index(fixed, 16))
+
+    def __getitem__(self, level: float) -> _GaussianLevel:
+        """The prior of a 0-based level (the nearer trained level between two)."""
+        return _GaussianLevel(self, int(math.floor(level + 0.5)))
+
+
+class _GaussianLevel:
+    """One level of `GaussianPriors`, seen through the interface of a `FactorizedDensity`."""
+
+    def __init__(self, priors: GaussianPriors, level: int) -> None:
+        self.priors = priors
+        self.level = level
+
+    @property
+    def medians(self) -> Tensor:
+        return torch.zeros(self.priors.channels)
+
+    @property
+    def tables(self) -> CdfTables:
+        return self.priors.gaussian.tables
+
+    def table_index(self, shape: tuple[int, ...]) -> np.ndarray:
+        return np.broadcast_to(self.priors.index[self.level].numpy().reshape(1, -1, 1, 1), shape)
+
+    def symbols(self, z: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        symbols = torch.round(z).long().numpy()
+        return symbols, self.table_index(symbols.shape)

@@ -1,4 +1,4 @@
-"""The context-model codecs: exact round trips through real bytes, thread independence, damaged files."""
+"""The context-model codecs ([23], checkerboard, [19], [18]): exact round trips, threads, damaged files."""
 
 import random
 
@@ -11,7 +11,7 @@ from licodec.api import compress_tensor, decompress_tensor
 from licodec.errors import LicodecError
 from tests.conftest import small_codec
 
-NAMES = ["minnen2018-joint", "minnen2018-checkerboard"]
+NAMES = ["minnen2018-joint", "minnen2018-checkerboard", "lee2019-context-adaptive"]
 ALL = [*NAMES, "minnen2018-local"]
 
 

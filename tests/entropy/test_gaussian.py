@@ -30,3 +30,26 @@ def test_tables_cover_the_tails_and_index_picks_the_nearest_level():
     assert model.index(torch.tensor([int(mid * 1024) + 2]), 10).item() == 4
     assert model.index(torch.tensor([int(mid * 1024) - 2]), 10).item() == 3
     assert model.index(torch.tensor([0, 10**9]), 10).tolist() == [0, 15]
+
+
+def test_gaussian_priors_pick_the_nearest_table_and_code_on_the_integer_grid():
+    import math
+
+    import torch
+
+    from licodec.entropy.gaussian import GaussianPriors
+
+    priors = GaussianPriors(2, 5)
+    with torch.no_grad():
+        priors.log_scales.copy_(torch.log(torch.tensor([[0.2, 1.0, 3.0, 10.0, 50.0]] * 2)))
+    priors.update()
+    table = priors.gaussian.scale_table
+    for c, scale in enumerate([0.2, 1.0, 3.0, 10.0, 50.0]):
+        nearest = int(torch.argmin(torch.abs(torch.log(table) - math.log(scale))))
+        assert int(priors.index[0, c]) == nearest
+    z = torch.tensor([-2.6, 0.4, 1.5, 7.2, -30.1]).view(1, 5, 1, 1)
+    symbols, index = priors[0.4].symbols(z)
+    assert symbols.ravel().tolist() == [-3, 0, 2, 7, -30]
+    assert index.ravel().tolist() == priors.index[0].tolist()
+    _, likelihood = priors(z, torch.tensor([1]), "round")
+    assert ((likelihood > 0) & (likelihood <= 1)).all()
