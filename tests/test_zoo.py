@@ -48,6 +48,7 @@ def test_missing_weights_are_reported():
 
 
 @pytest.mark.parametrize("name", ["minnen2018-joint", "minnen2018-checkerboard", "minnen2018-local",
+                                  "mentzer2018-3dcnn",
                                   "lee2019-context-adaptive"])
 def test_new_codecs_survive_the_weights_file(name):
     """Serialize a small random model and load it back: same tables, same bytes when coding."""

@@ -123,7 +123,14 @@ class Codec(nn.Module):
         path that selects probability tables.
         """
         self.eval()
-        return self.to(memory_format=torch.channels_last)
+        return self.channels_last()
+
+    def channels_last(self) -> Codec:
+        """Channels-last weights for every 2D convolution (3D ones, as in context models, keep their layout)."""
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                module.to(memory_format=torch.channels_last)
+        return self
 
     @staticmethod
     def layout(x: Tensor) -> Tensor:

@@ -141,3 +141,48 @@ class ChunkDecoder:
 def decode(data: bytes, table_index: np.ndarray, tables: CdfTables) -> np.ndarray:
     """Inverse of `encode`: the symbols, shaped like `table_index`. Damaged data raises `BitstreamError`."""
     return ChunkDecoder(data, tables).decode(table_index)
+
+
+_FAMILY = Categorical(perfect=False)  # per-symbol categorical models, parameters given with the symbols
+
+
+def _probabilities(freqs: np.ndarray) -> np.ndarray:
+    freqs = np.asarray(freqs, dtype=np.int64)
+    if freqs.ndim != 2 or (freqs <= 0).any():
+        raise ValueError("frequencies must be a positive (n, alphabet) array")
+    return (freqs / freqs.sum(axis=1, keepdims=True)).astype(np.float64)
+
+
+def encode_categorical_chunks(chunks: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
+    """Code chunks of (symbols (n,), integer frequencies (n, alphabet)): every symbol with its own distribution,
+    as a context model over a small alphabet predicts them. `CategoricalDecoder` reads the chunks back in order.
+
+    The frequencies are integers computed identically by encoder and decoder; their ratios (correctly rounded
+    float64 divisions, the same on every IEEE machine) are what constriction quantizes, so both sides build the
+    same models."""
+    coder = AnsCoder()
+    for symbols, freqs in reversed(chunks):
+        if len(symbols):
+            coder.encode_reverse(np.asarray(symbols, dtype=np.int32), _FAMILY, _probabilities(freqs))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+class CategoricalDecoder:
+    """Reads the chunks of `encode_categorical_chunks`; damaged data raises `BitstreamError`."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 4:
+            raise BitstreamError("entropy-coded section is not a whole number of 32-bit words")
+        try:
+            self._coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        except ValueError as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+
+    def decode(self, freqs: np.ndarray) -> np.ndarray:
+        """The next chunk's symbols, one per row of `freqs`."""
+        if not len(freqs):
+            return np.zeros(0, dtype=np.int64)
+        try:
+            return self._coder.decode(_FAMILY, _probabilities(freqs)).astype(np.int64)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None

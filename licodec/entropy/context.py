@@ -80,3 +80,67 @@ def schedule(kind: str, height: int, width: int, kernel: int = 5) -> list[tuple[
     for chunk in torch.split(order, counts[counts > 0].tolist()):
         steps.append((chunk // width, chunk % width, True))
     return steps
+
+
+def causal_mask_3d(kernel: int, include_centre: bool) -> Tensor:
+    """(kernel,)*3 mask of the voxels before the centre in raster order (depth, row, column); with
+    `include_centre` the centre too (PixelCNN's mask B, for every layer after the first of a stack)."""
+    centre = kernel // 2
+    order = torch.arange(kernel**3).view(kernel, kernel, kernel)
+    middle = int(order[centre, centre, centre])
+    return ((order < middle) | ((order == middle) & include_centre)).float()
+
+
+class MaskedConv3d(nn.Conv3d):
+    """A stride-1 "same" 3D convolution over a (depth, height, width) volume with a causal mask (A or B): the 3D
+    context model of Mentzer et al. 2018 [17]."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3, include_centre: bool = False) -> None:
+        super().__init__(in_channels, out_channels, kernel, padding=kernel // 2)
+        mask = causal_mask_3d(kernel, include_centre).view(1, 1, kernel, kernel, kernel)
+        self.register_buffer("mask", mask, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return F.conv3d(x, self.weight * self.mask, self.bias, padding=self.padding)
+
+
+def schedule_3d(depth: int, height: int, width: int, kernel: int = 3) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Wavefronts of a stack of causal 3D convolutions: voxel (d, i, j) on front a d + b i + j with
+    b = kernel // 2 + 1 and a = b**2, so that every tap of every layer points to an earlier front (or to the voxel
+    itself, for mask B). Returns (depths, rows, cols) per front, in decoding order."""
+    b = kernel // 2 + 1
+    a = b * b
+    d, i, j = torch.meshgrid(torch.arange(depth), torch.arange(height), torch.arange(width), indexing="ij")
+    front = (a * d + b * i + j).flatten()
+    order = torch.argsort(front, stable=True)
+    counts = torch.bincount(front)
+    plane = height * width
+    return [(chunk // plane, (chunk % plane) // width, chunk % width)
+            for chunk in torch.split(order, counts[counts > 0].tolist())]
+
+
+class IntegerSoftmax(nn.Module):
+    """Integer frequencies from fixed-point logits: the categorical distribution of a context model, computed the
+    same way on every machine.
+
+    freq_l = 1 + floor(w_l (2**16 - L) / sum(w)), with w_l = EXP[min((max - logit_l) in 1/16 units, 24 * 16)];
+    EXP[d] = round(2**20 exp(-d / 16)) is a stored integer table (a buffer saved with the weights), so no float
+    exp is evaluated at coding time. Logit differences are resolved to 1/16 and capped at 24 nats.
+    """
+
+    STEPS = 16
+    CAP = 24
+
+    def __init__(self) -> None:
+        super().__init__()
+        d = torch.arange(self.CAP * self.STEPS + 1, dtype=torch.float64)
+        table = torch.clamp(torch.floor(torch.exp(-d / self.STEPS) * (1 << 20) + 0.5), min=1).long()
+        self.register_buffer("exp_table", table)
+
+    def forward(self, logits_fixed: Tensor, fraction_bits: int) -> Tensor:
+        """(n, L) int64 logits with `fraction_bits` -> (n, L) int64 frequencies, each at least 1."""
+        gap = logits_fixed.amax(dim=1, keepdim=True) - logits_fixed
+        steps = torch.div(gap * self.STEPS, 1 << fraction_bits, rounding_mode="floor")
+        weights = self.exp_table[torch.clamp(steps, max=self.CAP * self.STEPS)]
+        alphabet = logits_fixed.shape[1]
+        return 1 + torch.div(weights * ((1 << 16) - alphabet), weights.sum(dim=1, keepdim=True), rounding_mode="floor")

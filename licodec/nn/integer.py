@@ -25,24 +25,24 @@ class IntegerConvNet:
         self.fraction_bits = fraction_bits
         self.layers: list[tuple[str, object]] = []
         for layer in network if isinstance(network, nn.Sequential) else [network]:
-            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Conv3d)):
                 self.layers.append(("conv", self._quantize(layer, weight_bits)))
             elif isinstance(layer, nn.ReLU):
                 self.layers.append(("relu", None))
             else:
                 raise TypeError(f"IntegerConvNet cannot evaluate {type(layer).__name__}")
 
-    def _quantize(self, layer: nn.Conv2d | nn.ConvTranspose2d, weight_bits: int) -> dict:
+    def _quantize(self, layer: nn.Conv2d | nn.ConvTranspose2d | nn.Conv3d, weight_bits: int) -> dict:
         transposed = isinstance(layer, nn.ConvTranspose2d)
         weight = layer.weight.detach().double()
         if hasattr(layer, "mask"):  # masked convolutions of context models: the taps that may not look are zero
             weight = weight * layer.mask.double()
         out_dim = 1 if transposed else 0
-        reduce_dims = [d for d in range(4) if d != out_dim]
+        reduce_dims = [d for d in range(weight.dim()) if d != out_dim]
         peak = weight.abs().amax(dim=reduce_dims).clamp(min=2.0**-20)
         # shift[c]: weight c is stored as round(w * 2**shift[c]) with about `weight_bits` significant bits.
         shift = (weight_bits - 1 - torch.ceil(torch.log2(peak))).long()
-        shape = [1, 1, 1, 1]
+        shape = [1] * weight.dim()
         shape[out_dim] = -1
         int_weight = torch.round(weight * torch.pow(2.0, shift.double()).view(shape))
         bias = layer.bias.detach().double() if layer.bias is not None else torch.zeros_like(peak)
@@ -50,8 +50,8 @@ class IntegerConvNet:
         return {
             "transposed": transposed,
             "weight": int_weight,
-            "bias": int_bias.view(1, -1, 1, 1),
-            "shift": shift.view(1, -1, 1, 1),
+            "bias": int_bias.view(shape if transposed else [1, -1] + [1] * (weight.dim() - 2)),
+            "shift": shift.view([1, -1] + [1] * (weight.dim() - 2)),
             "stride": layer.stride,
             "padding": layer.padding,
             "output_padding": getattr(layer, "output_padding", (0, 0)),
@@ -71,31 +71,37 @@ class IntegerConvNet:
             value = x.double()
             if p["transposed"]:
                 acc = F.conv_transpose2d(value, p["weight"], None, p["stride"], p["padding"], p["output_padding"])
+            elif p["weight"].dim() == 5:
+                acc = F.conv3d(value, p["weight"], None, p["stride"], p["padding"])
             else:
                 acc = F.conv2d(value, p["weight"], None, p["stride"], p["padding"])
             x = _requantize(acc.long() + p["bias"].long(), p["shift"])
         return x
 
-    def at(self, x_fixed: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-        """A one-layer stride-1 network evaluated at output positions (rows[k], cols[k]) of one image only.
+    def at(self, x_fixed: Tensor, *coords: Tensor) -> Tensor:
+        """A one-layer stride-1 network evaluated at some output positions of one input only.
 
-        Returns int64 (len(rows), channels), equal to `self(x_fixed)[0, :, rows, cols].T`, at the cost of those
+        `coords` are the position's indices along each spatial axis (rows, cols; or depth, rows, cols for a 3D
+        convolution). Returns int64 (n, channels), equal to `self(x_fixed)[0, :, *coords].T`, at the cost of those
         positions: what an autoregressive decoder needs, one wavefront at a time. Only the kernel taps that are
         non-zero for some channel (a masked convolution's visible neighbours) are gathered.
         """
         (kind, p), = self.layers
-        if kind != "conv" or p["transposed"] or tuple(p["stride"]) != (1, 1):
+        if kind != "conv" or p["transposed"] or set(p["stride"]) != {1}:
             raise TypeError("IntegerConvNet.at evaluates a single stride-1 convolution")
+        weight = p["weight"]
+        if len(coords) != weight.dim() - 2:
+            raise ValueError(f"{weight.dim() - 2} coordinates expected")
         if "taps" not in p:
-            weight = p["weight"]
             taps = torch.nonzero(weight.abs().sum(dim=(0, 1)) > 0)
             p["taps"] = taps
-            p["tap_weight"] = weight[:, :, taps[:, 0], taps[:, 1]].reshape(weight.shape[0], -1).T.contiguous()
-        pad_h, pad_w = p["padding"]
-        padded = F.pad(torch.clamp(x_fixed[0].long(), -_LIMIT, _LIMIT), (pad_w, pad_w, pad_h, pad_h))
+            p["tap_weight"] = weight[(slice(None), slice(None), *taps.T)].reshape(weight.shape[0], -1).T.contiguous()
+        pads = [amount for size in reversed(p["padding"]) for amount in (size, size)]
+        padded = F.pad(torch.clamp(x_fixed[0].long(), -_LIMIT, _LIMIT), pads)
         taps = p["taps"]
-        patches = padded[:, rows[:, None] + taps[None, :, 0], cols[:, None] + taps[None, :, 1]]  # (C, n, taps)
-        acc = patches.permute(1, 0, 2).reshape(len(rows), -1).double() @ p["tap_weight"]
+        index = tuple(c[:, None] + taps[None, :, axis] for axis, c in enumerate(coords))
+        patches = padded[(slice(None), *index)]  # (C, n, taps)
+        acc = patches.permute(1, 0, 2).reshape(len(coords[0]), -1).double() @ p["tap_weight"]
         return _requantize(acc.long() + p["bias"].view(1, -1).long(), p["shift"].view(1, -1))
 
 

@@ -103,7 +103,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
                        + (", ..." if len(fresh) > 6 else ""))
     if config.precision == "bf16":
         codec.transform_dtype = torch.bfloat16
-        codec.to(memory_format=torch.channels_last)
+        codec.channels_last()
     elif config.precision != "fp32":
         raise ValueError(f"unknown precision {config.precision!r}; expected fp32 or bf16")
     paths = list_images(config.data)

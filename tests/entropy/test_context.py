@@ -75,3 +75,50 @@ def test_integer_evaluation_at_positions_equals_the_whole_convolution(kind):
     full = net(x)
     rows, cols = torch.nonzero(torch.ones(7, 10), as_tuple=True)
     assert torch.equal(net.at(x, rows, cols), full[0, :, rows, cols].T)
+
+
+def test_3d_wavefronts_respect_every_tap_of_a_causal_stack():
+    from licodec.entropy.context import causal_mask_3d, schedule_3d
+
+    depth, height, width = 4, 5, 6
+    order = torch.full((depth, height, width), -1)
+    for k, (d, i, j) in enumerate(schedule_3d(depth, height, width)):
+        assert (order[d, i, j] == -1).all()
+        order[d, i, j] = k
+    assert (order >= 0).all()
+    for include_centre in (False, True):
+        taps = torch.nonzero(causal_mask_3d(3, include_centre)) - 1
+        for d in range(depth):
+            for i in range(height):
+                for j in range(width):
+                    for a, b, c in taps.tolist():
+                        r = (d + a, i + b, j + c)
+                        if all(0 <= v < n for v, n in zip(r, (depth, height, width))):
+                            if (a, b, c) == (0, 0, 0):
+                                continue
+                            assert order[r] < order[d, i, j]
+
+
+def test_masked_3d_convolution_sees_only_earlier_voxels():
+    from licodec.entropy.context import MaskedConv3d
+
+    torch.manual_seed(0)
+    conv = MaskedConv3d(1, 2, 3)
+    x = torch.randn(1, 1, 3, 4, 4)
+    base = conv(x)
+    changed = x.clone()
+    changed[0, 0, 1, 2, 2] += 5
+    moved = torch.nonzero((conv(changed) - base).abs().amax(dim=(0, 1)) > 0).tolist()
+    flat = [d * 16 + i * 4 + j for d, i, j in moved]
+    assert flat and min(flat) > 1 * 16 + 2 * 4 + 2
+
+
+def test_integer_softmax_follows_the_float_softmax():
+    from licodec.entropy.context import IntegerSoftmax
+
+    softmax = IntegerSoftmax()
+    logits = torch.tensor([[0.0, 1.0, 2.0, -30.0], [5.0, 5.0, 5.0, 5.0]])
+    freqs = softmax(torch.floor(logits * 1024).long(), 10)
+    assert (freqs >= 1).all() and (freqs.sum(1) <= 1 << 16).all()
+    reference = torch.softmax(logits.double(), 1)
+    assert torch.allclose(freqs.double() / freqs.sum(1, keepdim=True), reference, atol=2e-3)

@@ -1,0 +1,215 @@
+"""Mentzer, Agustsson, Tschannen, Timofte & Van Gool, "Conditional probability models for deep image
+compression", CVPR 2018 [17].
+
+    x --E--> (z, importance) --Q (learned centers)--> z_hat --mask--> z_masked --D--> x_hat
+                                                                  |
+                                      3D-CNN context model P(z_hat[v] | z_hat before v) over the (C, H, W) volume
+
+- The quantizer has L learned centers (soft-to-hard, `licodec.quant.softhard`), so every latent element is one
+  of L symbols.
+- The encoder's last channel is an importance map: at each position it says how many of the C channels are
+  coded; the rest are masked to 0 and cost nothing. The map is coded first, with a learned categorical per level.
+- P is a stack of masked 3D convolutions (mask A, then mask B) over the volume in raster order (channel, row,
+  column), giving a categorical over the L centers for every coded element; training minimises its cross-entropy
+  (the rate) beside the distortion.
+
+Coding is exact on any machine: P runs as an integer network, its logits become integer frequencies through a
+stored exp table (`IntegerSoftmax`), and the decoder visits the volume in wavefronts (`schedule_3d`), every
+layer evaluated only at the voxels of the current front.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from licodec.codecs.balle2017 import DEFAULT_LMBDAS
+from licodec.codecs.base import Codec, Encoded, RDOutput
+from licodec.entropy import coder
+from licodec.entropy.categorical import CategoricalPriors
+from licodec.entropy.context import IntegerSoftmax, MaskedConv3d, schedule_3d
+from licodec.errors import BitstreamError
+from licodec.nn.blocks import conv, deconv
+from licodec.nn.integer import IntegerConvNet
+from licodec.quant.gain import GainUnit
+from licodec.quant.softhard import SoftToHard
+from licodec.registry import register
+from licodec.taxonomy import Taxonomy
+
+LIKELIHOOD_BOUND = 1e-9
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 convolutions with a ReLU between, added to the input."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(conv(channels, channels, 3, 1), nn.ReLU(), conv(channels, channels, 3, 1))
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return x + self.body(x)
+
+
+@register("mentzer2018-3dcnn")
+class ConditionalProbability(Codec):
+    """Learned-center quantizer, importance map, and a masked 3D-CNN context model driving the coder."""
+
+    taxonomy = Taxonomy(
+        reference="[17] Mentzer, Agustsson, Tschannen, Timofte, Van Gool 2018",
+        network="CNN with residual blocks; masked 3D-CNN context model",
+        coding_unit="full image",
+        spatial_tools="3D context over the latent volume; importance map masking channels spatially",
+        rate_control="one model per target rate in the paper; here one model, gain vector and importance offset "
+                     "per level",
+        quality_range="about 0.1 to 1 bpp",
+        refs=(17, 13),
+    )
+    multiple = 8
+
+    def __init__(self, N: int = 128, M: int = 32, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, centers: int = 6,
+                 blocks: int = 3, context_filters: int = 24) -> None:
+        super().__init__(lmbdas, N=N, M=M, centers=centers, blocks=blocks, context_filters=context_filters)
+        self.analysis = nn.Sequential(
+            conv(3, N // 2), nn.ReLU(), conv(N // 2, N), nn.ReLU(),
+            *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + 1),
+        )
+        self.synthesis = nn.Sequential(
+            deconv(M, N), nn.ReLU(), *[ResidualBlock(N) for _ in range(blocks)],
+            deconv(N, N // 2), nn.ReLU(), deconv(N // 2, 3),
+        )
+        self.quantizer = SoftToHard(centers)
+        self.gain = GainUnit(self.lmbdas, M)
+        self.importance_offset = nn.Parameter(torch.zeros(self.qualities))
+        self.counts = CategoricalPriors(self.qualities, M + 1)
+        F = context_filters
+        self.context = nn.ModuleList([
+            MaskedConv3d(1, F, 3, include_centre=False), MaskedConv3d(F, F, 3, include_centre=True),
+            MaskedConv3d(F, F, 3, include_centre=True), MaskedConv3d(F, centers, 3, include_centre=True),
+        ])
+        self.softmax = IntegerSoftmax()
+        self._integer: list[IntegerConvNet] | None = None
+
+    # --- the pieces shared by training and coding -------------------------------------------------------------
+
+    def importance(self, raw: Tensor, quality: Tensor) -> tuple[Tensor, Tensor]:
+        """(soft count in [0, M], hard count ceil(soft) as int64) per position, shapes (N, H, W)."""
+        M = self.config["M"]
+        soft = torch.sigmoid(raw + self.importance_offset[quality].view(-1, 1, 1)) * M
+        return soft, torch.ceil(soft).long()
+
+    def channel_mask(self, soft: Tensor, count: Tensor) -> Tensor:
+        """Mask (N, M, H, W): 1 for the first `count` channels; the gradient of the soft ramp min(1, max(0, s - k))."""
+        k = torch.arange(self.config["M"], device=soft.device).view(1, -1, 1, 1)
+        ramp = torch.clamp(soft.unsqueeze(1) - k, 0, 1)
+        hard = (k < count.unsqueeze(1)).to(ramp)
+        return ramp + (hard - ramp).detach()
+
+    def context_logits(self, volume: Tensor) -> Tensor:
+        """Logits (N, L, M, H, W) of every element of the masked latent volume (N, M, H, W)."""
+        h = volume.unsqueeze(1)
+        for k, layer in enumerate(self.context):
+            h = layer(h)
+            if k < len(self.context) - 1:
+                h = torch.relu(h)
+        return h
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+        """Training pass: rate = cross-entropy of the coded symbols under the 3D context model + the counts' rate."""
+        M = self.config["M"]
+        raw = self.transform(self.analysis, x)
+        z = raw[:, :M] * self.gain.gain(quality)
+        soft, count = self.importance(raw[:, M], quality)
+        mask = self.channel_mask(soft, count)
+        z_hat, symbols = self.quantizer(z)
+        volume = z_hat * mask
+        logits = self.context_logits(volume)
+        probabilities = torch.softmax(logits.float(), dim=1)
+        chosen = torch.gather(probabilities, 1, symbols.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
+        # Masked elements are not coded: likelihood 1 (0 bits), reached smoothly through the soft mask.
+        likelihood = torch.exp(torch.log(chosen) * mask)
+        count_likelihood = self.counts.likelihood(count, quality)
+        x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
+        return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood})
+
+    def update(self) -> None:
+        """Freeze the count tables of every level and forget the integer context network."""
+        self.counts.update()
+        self._integer = None
+
+    @property
+    def integer_context(self) -> list[IntegerConvNet]:
+        """The fixed-point twins of the context layers."""
+        if self._integer is None:
+            self._integer = [IntegerConvNet(layer) for layer in self.context]
+        return self._integer
+
+    # --- coding ---------------------------------------------------------------------------------------------
+
+    def _visit(self, count: Tensor, step) -> Tensor:
+        """Walk the volume in wavefronts; `step(freqs, where)` returns the symbols of the coded voxels of a front
+        (given their integer frequencies). Returns the symbols (M, H, W), -1 where masked."""
+        M, (H, W) = self.config["M"], count.shape
+        nets = self.integer_context
+        one = 1 << nets[0].fraction_bits
+        centers = torch.floor(self.quantizer.centers.detach().double().flatten() * one + 0.5).long()
+        activations = [torch.zeros((1, 1, M, H, W), dtype=torch.long)]
+        activations += [torch.zeros((1, layer.out_channels, M, H, W), dtype=torch.long) for layer in self.context[:-1]]
+        symbols = torch.full((M, H, W), -1, dtype=torch.long)
+        for d, i, j in schedule_3d(M, H, W):
+            coded = d < count[i, j]
+            for k, net in enumerate(nets):
+                out = net.at(activations[k], d, i, j)
+                if k < len(nets) - 1:
+                    activations[k + 1][0, :, d, i, j] = torch.clamp(out, min=0).T
+            if not coded.any():
+                continue
+            freqs = self.softmax(out[coded], nets[-1].fraction_bits)
+            values = torch.as_tensor(step(freqs.numpy(), (d[coded], i[coded], j[coded])), dtype=torch.long)
+            if values.numel() and (values.min() < 0 or values.max() >= self.quantizer.levels):
+                raise BitstreamError("symbol out of the quantizer's alphabet")
+            symbols[d[coded], i[coded], j[coded]] = values
+            activations[0][0, 0, d[coded], i[coded], j[coded]] = centers[values]
+        return symbols
+
+    def _latent(self, symbols: Tensor, level: float) -> Tensor:
+        """The masked latent (1, M, H, W) in float64 from the symbols (-1: masked), before the inverse gain."""
+        centers = self.quantizer.centers.detach().double().flatten()
+        values = centers[symbols.clamp(min=0)] * (symbols >= 0)
+        return values.unsqueeze(0)
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> Encoded:
+        """Code a 1x3xHxW image: the channel counts, then the symbols in wavefront order."""
+        level = self.check_quality(quality)
+        M = self.config["M"]
+        raw = self.transform(self.analysis, self.layout(self.pad(x)))
+        quality_index = torch.tensor([int(level + 0.5)])
+        z = raw[:, :M] * self.gain.gain(torch.tensor([level]))
+        _, count = self.importance(raw[:, M], quality_index)
+        wanted = self.quantizer.indices(z)[0]
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
+            chunks.append((wanted[where].numpy(), freqs))
+            return wanted[where]
+
+        self._visit(count[0], step)
+        counts = count[0].numpy()
+        table = self.counts.table_index(int(quality_index), counts.shape)
+        return Encoded([coder.encode(counts, table, self.counts.tables),
+                        coder.encode_categorical_chunks(chunks)], x.shape[-2], x.shape[-1], quality)
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
+        level = self.check_quality(encoded.quality)
+        padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
+        shape = (padded_h // 8, padded_w // 8)
+        table = self.counts.table_index(int(level + 0.5), shape)
+        counts = coder.decode(encoded.sections[0], table, self.counts.tables)
+        if counts.min() < 0 or counts.max() > self.config["M"]:
+            raise BitstreamError("channel count out of range")
+        decoder = coder.CategoricalDecoder(encoded.sections[1])
+        symbols = self._visit(torch.from_numpy(counts), lambda freqs, where: decoder.decode(freqs))
+        return self.synthesise(self._latent(symbols, level), level, encoded)

@@ -1,0 +1,109 @@
+"""mentzer2018-3dcnn: exact round trips through the integer 3D context model, masks, threads, damaged files."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+import licodec.api
+from licodec.api import compress_tensor, decompress_tensor
+from licodec.errors import LicodecError
+from tests.conftest import small_codec
+
+
+@pytest.fixture
+def codec():
+    return small_codec("mentzer2018-3dcnn")
+
+
+def _image(height, width, seed=0):
+    torch.manual_seed(seed)
+    return torch.rand(1, 3, height, width)
+
+
+def _encoder_view(codec, x, quality):
+    """Counts, symbols and the decoder's expected output, computed on the encoder's side."""
+    level = quality - 1
+    M = codec.config["M"]
+    with torch.no_grad():
+        raw = codec.transform(codec.analysis, codec.layout(codec.pad(x)))
+        _, count = codec.importance(raw[:, M], torch.tensor([level]))
+        symbols = codec.quantizer.indices(raw[:, :M] * codec.gain.gain(torch.tensor([level])))[0]
+    k = torch.arange(M).view(-1, 1, 1)
+    return count[0], torch.where(k < count[0], symbols, -1)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (40, 72), (33, 9)])
+def test_round_trip_is_exact(codec, size):
+    x = _image(*size)
+    encoded = codec.compress(x, 2)
+    count, symbols = _encoder_view(codec, x, 2)
+    with torch.no_grad():
+        expected = codec.synthesise(codec._latent(symbols, 1), 1, encoded)
+        assert torch.equal(codec.decompress(encoded), expected)
+
+
+def test_masked_channels_cost_nothing_and_counts_vary(codec):
+    with torch.no_grad():
+        codec.importance_offset.copy_(torch.tensor([-2.0, 4.0]))
+    x = _image(48, 48)
+    low, high = codec.compress(x, 1), codec.compress(x, 2)
+    count_low, _ = _encoder_view(codec, x, 1)
+    count_high, _ = _encoder_view(codec, x, 2)
+    assert count_low.float().mean() < count_high.float().mean()
+    assert len(low.sections[1]) < len(high.sections[1])
+
+
+def test_the_estimate_matches_the_file(codec):
+    x = _image(64, 96)
+    encoded = codec.compress(x, 2)
+    with torch.no_grad():
+        bits = float(codec(codec.pad(x), torch.tensor([1])).bits())
+    real = 8 * sum(len(s) for s in encoded.sections)
+    assert abs(real - bits) <= 0.05 * bits + 64
+
+
+def test_bytes_identical_with_one_and_two_threads(codec):
+    x = _image(48, 64)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = codec.compress(x, 1).sections
+        torch.set_num_threads(2)
+        two = codec.compress(x, 1).sections
+    finally:
+        torch.set_num_threads(threads)
+    assert one == two
+
+
+def test_training_reaches_every_part(codec):
+    codec.train()
+    output = codec(_image(32, 32).repeat(2, 1, 1, 1), torch.tensor([0, 1]))
+    (output.bits().sum() + ((output.x_hat - 0.5) ** 2).sum()).backward()
+    for parameter in (codec.analysis[0].weight, codec.context[0].weight, codec.quantizer.centers,
+                      codec.counts.logits, codec.synthesis[0].weight):
+        assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    codec.eval()
+
+
+def test_damaged_files_decode_or_report(codec, monkeypatch):
+    import struct
+    import zlib
+
+    from licodec.bitstream import unpack
+
+    monkeypatch.setattr(licodec.api, "load", lambda name, quality=None: codec)
+    data = compress_tensor(_image(24, 40), 3, codec, 1)
+    header, _ = unpack(data)
+    payload_start = len(data) - 4 - sum(header.section_lengths)
+    rng = random.Random(0)
+    for _ in range(40):
+        damaged = bytearray(data[:-4])
+        for _ in range(rng.randint(1, 4)):
+            damaged[rng.randrange(payload_start, len(damaged))] ^= rng.randrange(1, 256)
+        try:
+            x_hat, _ = decompress_tensor(bytes(damaged) + struct.pack(">I", zlib.crc32(damaged)))
+        except LicodecError:
+            continue
+        assert np.isfinite(x_hat.numpy()).all()
