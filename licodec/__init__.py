@@ -38,11 +38,11 @@ def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4
     return api.compress(image, codec, quality, precision, target_bpp, target_psnr)
 
 
-def decompress(data: bytes, precision: str = "fp32") -> Image.Image:
-    """Decompress .lic bytes to a PIL image."""
+def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:
+    """Decompress .lic bytes to a PIL image; for progressive codecs, optionally from the first `iterations`."""
     from licodec import api
 
-    return api.decompress(data, precision)
+    return api.decompress(data, precision, iterations)
 
 
 def load(name: str = "balle2018-hyperprior", quality: int | None = None) -> Codec:

@@ -63,9 +63,13 @@ def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
     return bitstream.pack(header, encoded.sections)
 
 
-def decompress_tensor(data: bytes, precision: str = "fp32") -> tuple[torch.Tensor, bitstream.Header]:
-    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header."""
-    header, sections = bitstream.unpack(data)
+def decompress_tensor(data: bytes, precision: str = "fp32",
+                      iterations: int | None = None) -> tuple[torch.Tensor, bitstream.Header]:
+    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header.
+
+    Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
+    section of a file cut after one of them; other codecs need the whole file."""
+    header, sections = bitstream.unpack(data, prefix=True)
     try:
         codec = load(header.codec)
     except CodecError:
@@ -75,6 +79,19 @@ def decompress_tensor(data: bytes, precision: str = "fp32") -> tuple[torch.Tenso
                            f"({header.codec} here is {codec.weights_hash[:12]})")
     if not 1 <= header.quality <= codec.qualities:
         raise BitstreamError(f"quality {header.quality} is out of range for {header.codec}")
+    complete = len(sections) == len(header.section_lengths)
+    if not codec.progressive:
+        if not complete:
+            raise BitstreamError(f"truncated at byte {len(data)} after section {len(sections)} of "
+                                 f"{len(header.section_lengths)}")
+        if iterations is not None:
+            raise CodecError(f"{header.codec} is not progressive: it has no iterations to choose")
+    elif iterations is not None:
+        if not isinstance(iterations, int) or iterations < 1:
+            raise CodecError(f"iterations must be a positive integer, got {iterations!r}")
+        sections = sections[: codec.sections_for(iterations)]
+    if codec.progressive and not codec.decodable(len(sections)):
+        raise BitstreamError(f"truncated at byte {len(data)}: no complete iteration to decode")
     encoded = Encoded(sections, header.height, header.width, header.quality)
     try:
         with codec.precision(precision):
@@ -98,7 +115,7 @@ def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFA
     return compress_to_target(x, channels, load(codec), metric, float(target), precision)[0]
 
 
-def decompress(data: bytes, precision: str = "fp32") -> Image.Image:
+def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:
     """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
-    x_hat, header = decompress_tensor(data, precision)
+    x_hat, header = decompress_tensor(data, precision, iterations)
     return to_pil(x_hat, header.channels)

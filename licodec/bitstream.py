@@ -1,6 +1,6 @@
-"""The .lic container: a small binary header, the codec's byte sections, and a CRC32 of everything.
+"""The .lic container: a small binary header, the codec's byte sections, each with its own CRC32.
 
-Layout (integers big-endian):
+Layout of format version 2 (integers big-endian):
 
     magic          4  b"\\x89LIC"
     version        1  FORMAT_VERSION
@@ -10,14 +10,21 @@ Layout (integers big-endian):
     height         4
     width          4
     channels       1  1 (grayscale) or 3 (RGB): what the decoder writes
-    quality        2  the codec's quality in 1/256 steps (version 1: 1 byte, an integer level)
+    quality        2  the codec's quality in 1/256 steps
     sections       1  k
     lengths        4k byte length of each section
-    payload        sum of lengths
-    crc32          4  of all the bytes before it
+    header crc32   4  of all the header bytes before it
+    then, for each section:
+    payload        its length
+    crc32          4  of the payload
 
-`unpack` checks the magic, the version, every length against the bytes present, and the checksum, in that order,
-and raises `BitstreamError` naming the first problem.
+Every section carries its own checksum so that a progressive file (the recurrent codecs, one section per
+iteration) cut after any section's checksum is still a valid prefix: `unpack(data, prefix=True)` returns the
+complete sections only, and the header says how many there were. Anything else short, long or damaged raises
+`BitstreamError` naming the first problem (magic, version, lengths, checksums, in that order).
+
+Version 1 (still read): the same header with a 1-byte integer quality and no header checksum, the payload, then
+one CRC32 of everything.
 """
 
 from __future__ import annotations
@@ -51,7 +58,7 @@ class Header:
 
 
 def pack(header: Header, sections: list[bytes]) -> bytes:
-    """Serialize a header and its sections into the bytes of a .lic file."""
+    """Serialize a header and its sections into the bytes of a .lic file (format version 2)."""
     name = header.codec.encode("ascii")
     weights = bytes.fromhex(header.weights_hash)
     if len(name) > 255 or len(weights) != HASH_BYTES or len(sections) > 255:
@@ -59,15 +66,15 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
     if not (0 < header.height and 0 < header.width and header.height * header.width <= MAX_PIXELS
             and header.channels in (1, 3)):
         raise ValueError("image size or channel count out of range")
-    head = bytearray(MAGIC)
-    head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
     quality = round(header.quality * QUALITY_STEPS)
     if not (0 < quality < 1 << 16) or quality != header.quality * QUALITY_STEPS:
         raise ValueError(f"quality {header.quality} is not a multiple of 1/{QUALITY_STEPS} below 256")
+    head = bytearray(MAGIC)
+    head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
     head += struct.pack(">IIBHB", header.height, header.width, header.channels, quality, len(sections))
     head += b"".join(struct.pack(">I", len(s)) for s in sections)
-    body = bytes(head) + b"".join(sections)
-    return body + struct.pack(">I", zlib.crc32(body))
+    head += struct.pack(">I", zlib.crc32(head))
+    return bytes(head) + b"".join(s + struct.pack(">I", zlib.crc32(s)) for s in sections)
 
 
 class _Reader:
@@ -89,8 +96,11 @@ class _Reader:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
 
 
-def unpack(data: bytes) -> tuple[Header, list[bytes]]:
-    """Parse and verify the bytes of a .lic file."""
+def unpack(data: bytes, prefix: bool = False) -> tuple[Header, list[bytes]]:
+    """Parse and verify the bytes of a .lic file.
+
+    With `prefix`, a version-2 file that ends right after one of its sections' checksums is accepted and only
+    its complete sections are returned (fewer than `header.section_lengths` lists)."""
     data = bytes(data)
     if len(data) < len(MAGIC) or data[: len(MAGIC)] != MAGIC:
         if MAGIC.startswith(data):
@@ -110,14 +120,14 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         height, width, channels, quality, count = reader.unpack(">IIBHB")
         quality /= QUALITY_STEPS
     lengths = tuple(reader.unpack(f">{count}I")) if count else ()
-    payload_end = reader.position + sum(lengths)
-    if payload_end + 4 > len(data):
-        raise BitstreamError(f"truncated at byte {len(data)} (the header announces {payload_end + 4} bytes)")
-    if payload_end + 4 < len(data):
-        raise BitstreamError(f"{len(data) - payload_end - 4} unexpected bytes after the end of the file")
-    (stored_crc,) = struct.unpack(">I", data[payload_end:])
-    if zlib.crc32(data[:payload_end]) != stored_crc:
-        raise BitstreamError("checksum mismatch: the file is corrupted")
+    if version == 1:
+        sections = _version_1_payload(data, reader, lengths)
+    else:
+        header_end = reader.position
+        (stored_crc,) = reader.unpack(">I")
+        if zlib.crc32(data[:header_end]) != stored_crc:
+            raise BitstreamError("header checksum mismatch: the file is corrupted")
+        sections = _sections(data, reader, lengths, prefix)
     try:
         name = name_bytes.decode("ascii")
     except UnicodeDecodeError:
@@ -126,8 +136,32 @@ def unpack(data: bytes) -> tuple[Header, list[bytes]]:
         raise BitstreamError(f"invalid image description ({width}x{height}, {channels} channels)")
     if height * width > MAX_PIXELS:
         raise BitstreamError(f"image size {width}x{height} exceeds licodec's limit of {MAX_PIXELS} pixels")
-    sections = []
-    for length in lengths:
-        sections.append(reader.take(length))
     header = Header(name, weights.hex(), height, width, channels, quality, lengths, version)
     return header, sections
+
+
+def _sections(data: bytes, reader: _Reader, lengths: tuple[int, ...], prefix: bool) -> list[bytes]:
+    sections = []
+    for k, length in enumerate(lengths):
+        if prefix and reader.position == len(data):
+            break  # a progressive file cut after section k - 1
+        payload = reader.take(length)
+        (stored_crc,) = reader.unpack(">I")
+        if zlib.crc32(payload) != stored_crc:
+            raise BitstreamError(f"checksum mismatch in section {k}: the file is corrupted")
+        sections.append(payload)
+    if reader.position < len(data):
+        raise BitstreamError(f"{len(data) - reader.position} unexpected bytes after the end of the file")
+    return sections
+
+
+def _version_1_payload(data: bytes, reader: _Reader, lengths: tuple[int, ...]) -> list[bytes]:
+    payload_end = reader.position + sum(lengths)
+    if payload_end + 4 > len(data):
+        raise BitstreamError(f"truncated at byte {len(data)} (the header announces {payload_end + 4} bytes)")
+    if payload_end + 4 < len(data):
+        raise BitstreamError(f"{len(data) - payload_end - 4} unexpected bytes after the end of the file")
+    (stored_crc,) = struct.unpack(">I", data[payload_end:])
+    if zlib.crc32(data[:payload_end]) != stored_crc:
+        raise BitstreamError("checksum mismatch: the file is corrupted")
+    return [reader.take(length) for length in lengths]

@@ -173,18 +173,20 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 @click.option("-o", "--output", help="Output image (format from its suffix, PNG by default); - for stdout (PNG).")
 @PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
-def decompress(source: str, output: str | None, precision: str, force: bool) -> None:
+@click.option("--iterations", type=click.IntRange(min=1), default=None,
+              help="Progressive codecs: decode only the first K iterations.")
+def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None) -> None:
     """Decompress a .lic file (or - for stdin) to an image."""
     from licodec.api import decompress_tensor
     from licodec.bitstream import unpack
     from licodec.io import encode_image, to_pil
 
     data = _read_input(source)
-    unpack(data)  # a damaged or foreign file is reported before anything else
+    unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
     _refuse_existing(output, force)
-    x_hat, header = decompress_tensor(data, precision)
+    x_hat, header = decompress_tensor(data, precision, iterations)
     image = to_pil(x_hat, header.channels)
     _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)

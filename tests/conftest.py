@@ -35,3 +35,20 @@ def kodak_image(index: int = 1):
     if not path.exists():
         pytest.skip(f"{path} not available")
     return path
+
+
+def damaged_sections(data: bytes, count: int, seed: int):
+    """Copies of a .lic file with 1-4 bytes flipped inside its coded sections, checksums recomputed, so that the
+    damage reaches the entropy decoder itself."""
+    import random
+
+    from licodec.bitstream import pack, unpack
+
+    header, sections = unpack(data)
+    rng = random.Random(seed)
+    for _ in range(count):
+        damaged = [bytearray(s) for s in sections]
+        for _ in range(rng.randint(1, 4)):
+            k = rng.choice([k for k, s in enumerate(damaged) if s])
+            damaged[k][rng.randrange(len(damaged[k]))] ^= rng.randrange(1, 256)
+        yield pack(header, [bytes(s) for s in damaged])

@@ -56,6 +56,15 @@ class Codec(nn.Module):
     name: ClassVar[str]
     taxonomy: ClassVar[Taxonomy]
     multiple: ClassVar[int] = 64  # input sides are padded (replicating the border) to a multiple of this
+    progressive: ClassVar[bool] = False  # one section per iteration; any prefix of iterations decodes
+
+    def sections_for(self, iterations: int) -> int:
+        """How many leading sections hold the first `iterations` iterations (progressive codecs)."""
+        return iterations
+
+    def decodable(self, sections: int) -> bool:
+        """Whether a prefix of `sections` sections can be decoded (progressive codecs)."""
+        return sections >= 1
 
     def __init__(self, lmbdas: tuple[float, ...], **config) -> None:
         super().__init__()

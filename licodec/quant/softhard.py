@@ -65,6 +65,11 @@ class SoftToHard(nn.Module):
         hard = self.dequantize(indices)
         if not self.training:
             return hard, indices
-        weights = torch.softmax(-self.sigma * distances, dim=2)  # (N, G, L, H, W)
-        soft = torch.einsum("nglhw,ld->ngdhw", weights, self.centers).reshape(z.shape)
+        soft = self.soft(z, distances)
         return soft + (hard - soft).detach(), indices
+
+    def soft(self, z: Tensor, distances: Tensor | None = None) -> Tensor:
+        """The soft assignment's value, sum_l softmax(-sigma ||z - c_l||^2)_l c_l, shaped like z."""
+        distances = self._distances(z) if distances is None else distances
+        weights = torch.softmax(-self.sigma * distances, dim=2)  # (N, G, L, H, W)
+        return torch.einsum("nglhw,ld->ngdhw", weights, self.centers).reshape(z.shape)
