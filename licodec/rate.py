@@ -57,9 +57,13 @@ def reach(codec: Codec, x: torch.Tensor, target: float, metric: str = "bpp", pre
     start = time.perf_counter()
     seen: dict[int, tuple[float, Encoded]] = {}
 
+    # Progressive codecs have whole numbers of iterations only.
+    steps_per_quality = 1 if codec.progressive else QUALITY_STEPS
+
     def measure(step: int) -> float:
         if step not in seen:
-            quality = 1 + step / QUALITY_STEPS
+            quality = 1 + step / steps_per_quality
+            quality = int(quality) if codec.progressive else quality
             with codec.precision(precision):
                 encoded = codec.compress(x, quality)
                 if metric == "bpp":
@@ -73,11 +77,11 @@ def reach(codec: Codec, x: torch.Tensor, target: float, metric: str = "bpp", pre
         if why:
             raise CodecError(why)
         value, encoded = seen[step]
-        return Reached(1 + step / QUALITY_STEPS, encoded, value, len(seen), time.perf_counter() - start)
+        return Reached(1 + step / steps_per_quality, encoded, value, len(seen), time.perf_counter() - start)
 
     # Work on the quality grid; g is the quantity interpolated (log bpp, PSNR in dB), increasing with the step.
     g = math.log if metric == "bpp" else float
-    low, high = 0, (codec.qualities - 1) * QUALITY_STEPS
+    low, high = 0, (codec.qualities - 1) * steps_per_quality
     f_low, f_high = measure(low), measure(high)
     if metric == "bpp":
         if f_low > target:

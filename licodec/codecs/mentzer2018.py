@@ -28,10 +28,9 @@ from licodec.codecs.balle2017 import DEFAULT_LMBDAS
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
-from licodec.entropy.context import IntegerSoftmax, MaskedConv3d, schedule_3d
+from licodec.entropy.context import VolumeContext
 from licodec.errors import BitstreamError
 from licodec.nn.blocks import conv, deconv
-from licodec.nn.integer import IntegerConvNet
 from licodec.quant.gain import GainUnit
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
@@ -82,13 +81,7 @@ class ConditionalProbability(Codec):
         self.gain = GainUnit(self.lmbdas, M)
         self.importance_offset = nn.Parameter(torch.zeros(self.qualities))
         self.counts = CategoricalPriors(self.qualities, M + 1)
-        F = context_filters
-        self.context = nn.ModuleList([
-            MaskedConv3d(1, F, 3, include_centre=False), MaskedConv3d(F, F, 3, include_centre=True),
-            MaskedConv3d(F, F, 3, include_centre=True), MaskedConv3d(F, centers, 3, include_centre=True),
-        ])
-        self.softmax = IntegerSoftmax()
-        self._integer: list[IntegerConvNet] | None = None
+        self.context = VolumeContext(centers, context_filters)
 
     # --- the pieces shared by training and coding -------------------------------------------------------------
 
@@ -105,15 +98,6 @@ class ConditionalProbability(Codec):
         hard = (k < count.unsqueeze(1)).to(ramp)
         return ramp + (hard - ramp).detach()
 
-    def context_logits(self, volume: Tensor) -> Tensor:
-        """Logits (N, L, M, H, W) of every element of the masked latent volume (N, M, H, W)."""
-        h = volume.unsqueeze(1)
-        for k, layer in enumerate(self.context):
-            h = layer(h)
-            if k < len(self.context) - 1:
-                h = torch.relu(h)
-        return h
-
     def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
         """Training pass: rate = cross-entropy of the coded symbols under the 3D context model + the counts' rate."""
         M = self.config["M"]
@@ -123,7 +107,7 @@ class ConditionalProbability(Codec):
         mask = self.channel_mask(soft, count)
         z_hat, symbols = self.quantizer(z)
         volume = z_hat * mask
-        logits = self.context_logits(volume)
+        logits = self.context.logits(volume)
         probabilities = torch.softmax(logits.float(), dim=1)
         chosen = torch.gather(probabilities, 1, symbols.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
         # Masked elements are not coded: likelihood 1 (0 bits), reached smoothly through the soft mask.
@@ -135,42 +119,18 @@ class ConditionalProbability(Codec):
     def update(self) -> None:
         """Freeze the count tables of every level and forget the integer context network."""
         self.counts.update()
-        self._integer = None
-
-    @property
-    def integer_context(self) -> list[IntegerConvNet]:
-        """The fixed-point twins of the context layers."""
-        if self._integer is None:
-            self._integer = [IntegerConvNet(layer) for layer in self.context]
-        return self._integer
+        self.context.reset()
 
     # --- coding ---------------------------------------------------------------------------------------------
 
     def _visit(self, count: Tensor, step) -> Tensor:
-        """Walk the volume in wavefronts; `step(freqs, where)` returns the symbols of the coded voxels of a front
-        (given their integer frequencies). Returns the symbols (M, H, W), -1 where masked."""
-        M, (H, W) = self.config["M"], count.shape
-        nets = self.integer_context
-        one = 1 << nets[0].fraction_bits
-        centers = torch.floor(self.quantizer.centers.detach().double().flatten() * one + 0.5).long()
-        activations = [torch.zeros((1, 1, M, H, W), dtype=torch.long)]
-        activations += [torch.zeros((1, layer.out_channels, M, H, W), dtype=torch.long) for layer in self.context[:-1]]
-        symbols = torch.full((M, H, W), -1, dtype=torch.long)
-        for d, i, j in schedule_3d(M, H, W):
-            coded = d < count[i, j]
-            for k, net in enumerate(nets):
-                out = net.at(activations[k], d, i, j)
-                if k < len(nets) - 1:
-                    activations[k + 1][0, :, d, i, j] = torch.clamp(out, min=0).T
-            if not coded.any():
-                continue
-            freqs = self.softmax(out[coded], nets[-1].fraction_bits)
-            values = torch.as_tensor(step(freqs.numpy(), (d[coded], i[coded], j[coded])), dtype=torch.long)
-            if values.numel() and (values.min() < 0 or values.max() >= self.quantizer.levels):
-                raise BitstreamError("symbol out of the quantizer's alphabet")
-            symbols[d[coded], i[coded], j[coded]] = values
-            activations[0][0, 0, d[coded], i[coded], j[coded]] = centers[values]
-        return symbols
+        """The symbols (M, H, W) in decoding order, -1 where masked (see `VolumeContext.visit`)."""
+        M = self.config["M"]
+        coded = torch.arange(M).view(-1, 1, 1) < count.unsqueeze(0)
+        try:
+            return self.context.visit(self.quantizer.centers.detach().flatten(), coded, step)
+        except ValueError as error:
+            raise BitstreamError(str(error)) from None
 
     def _latent(self, symbols: Tensor, level: float) -> Tensor:
         """The masked latent (1, M, H, W) in float64 from the symbols (-1: masked), before the inverse gain."""

@@ -144,3 +144,85 @@ class IntegerSoftmax(nn.Module):
         weights = self.exp_table[torch.clamp(steps, max=self.CAP * self.STEPS)]
         alphabet = logits_fixed.shape[1]
         return 1 + torch.div(weights * ((1 << 16) - alphabet), weights.sum(dim=1, keepdim=True), rounding_mode="floor")
+
+
+class VolumeContext(nn.Module):
+    """A context model over a volume of symbols (depth, height, width) from a small alphabet: a stack of masked 3D
+    convolutions (mask A, then mask B, ReLUs between) giving a categorical over the alphabet for every voxel from
+    the voxels before it in raster order, optionally conditioned on a fully visible volume of the same size (the
+    previous iteration's bits, for the recurrent codecs).
+
+    `logits` serves training; `visit` serves coding: the same network as integers, walked in 3D wavefronts with
+    every layer evaluated only at the current front, the categorical's integer frequencies from `IntegerSoftmax`.
+    Used by mentzer2018-3dcnn [17] (symbols: learned centers) and toderici2017 [2] (symbols: bits).
+    """
+
+    def __init__(self, alphabet: int, filters: int = 24, layers: int = 4, conditioned: bool = False) -> None:
+        super().__init__()
+        sizes = [1] + [filters] * (layers - 1) + [alphabet]
+        self.layers = nn.ModuleList(MaskedConv3d(a, b, 3, include_centre=k > 0)
+                                    for k, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])))
+        self.condition = nn.Conv3d(1, filters, 3, padding=1) if conditioned else None
+        self.softmax = IntegerSoftmax()
+        self._integer: list | None = None
+
+    def logits(self, volume: Tensor, condition: Tensor | None = None) -> Tensor:
+        """(N, alphabet, D, H, W) logits for a volume (N, D, H, W) of symbol values."""
+        h = volume.unsqueeze(1)
+        for k, layer in enumerate(self.layers):
+            h = layer(h)
+            if k == 0 and self.condition is not None:
+                h = h + self.condition(condition.unsqueeze(1))
+            if k < len(self.layers) - 1:
+                h = torch.relu(h)
+        return h
+
+    def reset(self) -> None:
+        """Forget the integer networks (after the weights change)."""
+        self._integer = None
+
+    def _nets(self) -> list:
+        from licodec.nn.integer import IntegerConvNet
+
+        if self._integer is None:
+            self._integer = [IntegerConvNet(layer) for layer in self.layers]
+            if self.condition is not None:
+                self._integer.append(IntegerConvNet(self.condition))
+        return self._integer
+
+    def visit(self, values: Tensor, coded: Tensor, step, condition: Tensor | None = None) -> Tensor:
+        """Walk a volume in decoding order; returns its symbols (D, H, W), -1 where not coded.
+
+        values: the value of each symbol of the alphabet (float). coded: bool (D, H, W), which voxels are coded
+        (the others hold the value 0). condition: the conditioning volume (D, H, W), float, when conditioned.
+        step(freqs, where) returns the symbols of the coded voxels `where` of one front given their integer
+        frequencies (n, alphabet): the encoder looks them up, the decoder decodes them.
+        """
+        nets = self._nets()
+        layers = nets[: len(self.layers)]
+        fixed_values = layers[0].to_fixed(values)
+        shape = tuple(coded.shape)
+        activations = [torch.zeros((1, 1, *shape), dtype=torch.long)]
+        activations += [torch.zeros((1, layer.out_channels, *shape), dtype=torch.long) for layer in self.layers[:-1]]
+        conditioning = None
+        if self.condition is not None:
+            conditioning = nets[-1](layers[0].to_fixed(condition)[None, None])[0]  # (filters, D, H, W)
+        symbols = torch.full(shape, -1, dtype=torch.long)
+        for d, i, j in schedule_3d(*shape):
+            for k, net in enumerate(layers):
+                out = net.at(activations[k], d, i, j)
+                if k == 0 and conditioning is not None:
+                    out = out + conditioning[:, d, i, j].T
+                if k < len(layers) - 1:
+                    activations[k + 1][0, :, d, i, j] = torch.clamp(out, min=0).T
+            inside = coded[d, i, j]
+            if not inside.any():
+                continue
+            where = (d[inside], i[inside], j[inside])
+            freqs = self.softmax(out[inside], layers[-1].fraction_bits)
+            found = torch.as_tensor(step(freqs.numpy(), where), dtype=torch.long)
+            if found.numel() and (found.min() < 0 or found.max() >= len(values)):
+                raise ValueError("symbol out of the alphabet")
+            symbols[where] = found
+            activations[0][(0, 0, *where)] = fixed_values[found]
+        return symbols

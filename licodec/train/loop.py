@@ -139,7 +139,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             x = x.contiguous(memory_format=torch.channels_last)
         quality = torch.randint(codec.qualities, (x.shape[0],), device=device)
         output = codec(x, quality)
-        terms = rd_loss(output, x, lmbdas[quality], config.metric)
+        # A codec may define its own objective (the recurrent codecs: residuals over iterations).
+        terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
         aux = codec.aux_loss()
         optimizer.zero_grad(set_to_none=True)
         aux_optimizer.zero_grad(set_to_none=True)

@@ -80,7 +80,7 @@ def test_training_reaches_every_part(codec):
     codec.train()
     output = codec(_image(32, 32).repeat(2, 1, 1, 1), torch.tensor([0, 1]))
     (output.bits().sum() + ((output.x_hat - 0.5) ** 2).sum()).backward()
-    for parameter in (codec.analysis[0].weight, codec.context[0].weight, codec.quantizer.centers,
+    for parameter in (codec.analysis[0].weight, codec.context.layers[0].weight, codec.quantizer.centers,
                       codec.counts.logits, codec.synthesis[0].weight):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
     codec.eval()
