@@ -288,11 +288,15 @@ def taxonomy(markdown: bool) -> None:
 @click.option("--checkpoint-every", default=500, show_default=True)
 @click.option("--stop-at", default=None, type=int, help="End this run at that step (resume later with --resume).")
 @click.option("--export", type=click.Path(dir_okay=False), help="Write fp16 weights with tables here at the end.")
+@click.option("--codec-option", "codec_options", multiple=True,
+              help="KEY=VALUE passed to the codec's constructor (VALUE as JSON, e.g. iterations=8 or "
+                   "encoder_widths=[32,64,128,128]).")
+@click.option("--only", default="", help="Train only the parameters under these comma-separated prefixes "
+                                         "(e.g. gain,densities to fine-tune per-rate parameters, as [3] does).")
 def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume: bool, steps: int,
           batch_size: int, crop: int, lr: float, final_lr: float, clip: float, metric: str, channels: str | None,
           seed: int, device: str, threads: int, precision: str, init_from: str, checkpoint_every: int,
-          stop_at: int | None,
-          export: str | None) -> None:
+          stop_at: int | None, export: str | None, codec_options: tuple[str, ...], only: str) -> None:
     """Train a codec (run it under `torchrun` for data-parallel training)."""
     import os
 
@@ -311,6 +315,14 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
             kwargs["N"], kwargs["M"] = (int(v) for v in channels.split(","))
     except ValueError:
         raise click.BadParameter("expects comma-separated numbers") from None
+    for option in codec_options:
+        key, _, value = option.partition("=")
+        if not key or not value:
+            raise click.BadParameter(f"{option!r}: expected KEY=VALUE", param_hint="--codec-option")
+        try:
+            kwargs[key] = json.loads(value)
+        except json.JSONDecodeError:
+            kwargs[key] = value
     if resume and not Path(checkpoint).exists():
         raise LicodecError(f"{checkpoint}: no checkpoint to resume from")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
@@ -319,7 +331,8 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
             device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
     config = TrainConfig(codec=codec_name, data=data, checkpoint=checkpoint, steps=steps, batch_size=batch_size,
                          crop=crop, lr=lr, final_lr=final_lr, clip=clip, metric=metric, seed=seed, device=device,
-                         checkpoint_every=checkpoint_every, precision=precision, init=init_from, codec_kwargs=kwargs)
+                         checkpoint_every=checkpoint_every, precision=precision, init=init_from, codec_kwargs=kwargs,
+                         only=only)
     try:
         codec = fit(config, resume=resume, stop_at=stop_at)
     except ValueError as error:

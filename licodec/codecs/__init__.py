@@ -7,7 +7,15 @@ to it, the package itself is made callable with the same meaning.
 import sys
 import types
 
-from licodec.codecs import balle2017, balle2018, lee2019, mentzer2018, minnen2018, toderici  # noqa: F401
+from licodec.codecs import (  # noqa: F401
+    balle2017,
+    balle2018,
+    lee2019,
+    mentzer2018,
+    minnen2018,
+    theis2017,
+    toderici,
+)
 
 
 class _CallablePackage(types.ModuleType):

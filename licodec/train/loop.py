@@ -43,6 +43,7 @@ class TrainConfig:
     precision: str = "fp32"  # or "bf16": the transforms in bfloat16 autocast (fast with AMX or tensor cores)
     init: str = ""  # a checkpoint or weights file to start from (weights only; fresh optimizer and schedule)
     codec_kwargs: dict = field(default_factory=dict)
+    only: str = ""  # comma-separated parameter-name prefixes: train only these (fine-tuning part of a model)
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -111,20 +112,29 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         raise ValueError(f"no images found under {config.data}")
     sampler = CropSampler(paths, config.crop, seed=config.seed + 1000 * rank, progress=progress and rank == 0)
     quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
-    densities = [p for n, p in codec.named_parameters() if _is_density(n)]
-    transforms = [p for n, p in codec.named_parameters() if not n.endswith("quantiles") and not _is_density(n)]
+    prefixes = tuple(p.strip() for p in config.only.split(",") if p.strip())
+    for name, parameter in codec.named_parameters():
+        if prefixes and not name.startswith(prefixes) and not name.endswith("quantiles"):
+            parameter.requires_grad_(False)
+    densities = [p for n, p in codec.named_parameters() if _is_density(n) and p.requires_grad]
+    transforms = [p for n, p in codec.named_parameters()
+                  if not n.endswith("quantiles") and not _is_density(n) and p.requires_grad]
+    if not transforms + densities:
+        raise ValueError(f"no parameter of {config.codec} starts with {config.only!r}")
     main = transforms + densities
     # The factorized densities start wide (Ballé 2018, init_scale 10); at the transforms' learning rate they take
     # thousands of steps just to narrow, so they learn `density_lr_scale` times faster.
     optimizer = torch.optim.Adam([{"params": transforms, "scale": 1.0},
                                   {"params": densities, "scale": config.density_lr_scale}], lr=config.lr)
-    aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr)
+    # The quantiles of factorized densities learn from the aux loss; codecs without them have no aux optimizer.
+    aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr) if quantiles else None
     lmbdas = torch.tensor(codec.lmbdas, device=device)
     step = 0
     if state is not None:
         codec.load_state_dict(state["model"])
         _load_optimizer(optimizer, state["optimizer"], codec)
-        aux_optimizer.load_state_dict(state["aux_optimizer"])
+        if aux_optimizer is not None:
+            aux_optimizer.load_state_dict(state["aux_optimizer"])
         sampler.restore(state["sampler"][rank] if rank < len(state["sampler"]) else state["sampler"][0])
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
@@ -143,13 +153,15 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
         aux = codec.aux_loss()
         optimizer.zero_grad(set_to_none=True)
-        aux_optimizer.zero_grad(set_to_none=True)
+        if aux_optimizer is not None:
+            aux_optimizer.zero_grad(set_to_none=True)
         (terms["loss"] + aux).backward()
         if world > 1:
             _average_gradients(main + quantiles, world)
         torch.nn.utils.clip_grad_norm_(main, config.clip)
         optimizer.step()
-        aux_optimizer.step()
+        if aux_optimizer is not None:
+            aux_optimizer.step()
         step += 1
         bar.update(1)
         if step % 10 == 0:
@@ -227,7 +239,7 @@ def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampl
         "codec_config": codec.config,
         "model": codec.state_dict(),
         "optimizer": optimizer.state_dict(),
-        "aux_optimizer": aux_optimizer.state_dict(),
+        "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer is not None else None,
         "sampler": samplers,
         "torch_rng": torch.get_rng_state(),
         "step": step,

@@ -115,3 +115,33 @@ def test_fit_quantiles_brings_the_aux_loss_down(images, tmp_path):
     before = float(codec.aux_loss().detach())
     after = fit_quantiles(codec, steps=1000, lr=0.5)
     assert after < 0.2 * before
+
+
+def test_only_trains_the_named_parameters(images, tmp_path):
+    """[3]'s per-rate fine-tuning: with only="gain", every other weight stays as it was."""
+    base = fit(_config(images, tmp_path / "o1.ckpt", 2), progress=False)
+    tuned = fit(_config(images, tmp_path / "o2.ckpt", 3, init=str(tmp_path / "o1.ckpt"), only="gain"),
+                progress=False)
+    before, after = base.state_dict(), tuned.state_dict()
+    assert not torch.equal(before["gain.log_gain"], after["gain.log_gain"])
+    for name in ("analysis.0.weight", "synthesis.0.weight", "hyper_synthesis.0.weight"):
+        assert torch.equal(before[name], after[name]), name
+    with pytest.raises(ValueError, match="no parameter"):
+        fit(_config(images, tmp_path / "o3.ckpt", 1, only="nothing"), progress=False)
+
+
+@pytest.mark.parametrize("name,options", [
+    ("theis2017-cae", {"N": 16, "M": 24, "lmbdas": [0.01, 0.1], "start": 8, "grow": 8, "every": 2}),
+    ("toderici2017", {"iterations": 2, "encoder_widths": [8, 8, 8, 8], "decoder_widths": [8, 8, 8, 8]}),
+    ("toderici2016", {"iterations": 2, "encoder_widths": [8, 8, 8, 8], "decoder_widths": [8, 8, 8, 8]}),
+    ("mentzer2018-3dcnn", {"N": 16, "M": 8, "lmbdas": [0.01, 0.1], "blocks": 1, "context_filters": 4}),
+    ("minnen2018-local", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "models": 3}),
+])
+def test_every_new_codec_trains_and_exports(images, tmp_path, name, options):
+    config = TrainConfig(codec=name, data=str(images), checkpoint=str(tmp_path / "n.ckpt"), steps=3, batch_size=2,
+                         crop=64, lr=1e-3, checkpoint_every=3, seed=1, codec_kwargs=options)
+    codec = fit(config, progress=False)
+    loaded = zoo.from_bytes(zoo.to_bytes(codec, {"steps": 3}))
+    codec.prepare()
+    x = torch.rand(1, 3, 40, 48)
+    assert loaded.compress(x, 2).sections == codec.compress(x, 2).sections
