@@ -29,14 +29,26 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
     return codec
 
 
-def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32") -> bytes:
+def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32",
+                    preserve: torch.Tensor | None = None) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
 
-    `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`)."""
+    `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`). `preserve`
+    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized."""
     quality = codec.check_quality(quality) + 1
     _check_size(x)
+    options = {}
+    if preserve is not None:
+        import inspect
+
+        if "preserve" not in inspect.signature(codec.compress).parameters:
+            raise CodecError(f"{codec.name} has no selective generation (a preserve mask)")
+        if tuple(preserve.shape[-2:]) != tuple(x.shape[-2:]):
+            raise ImageError(f"the preserve mask is {preserve.shape[-1]}x{preserve.shape[-2]}, the image "
+                             f"{x.shape[-1]}x{x.shape[-2]}")
+        options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
     with codec.precision(precision):
-        encoded = codec.compress(x, quality)
+        encoded = codec.compress(x, quality, **options)
     return _pack(codec, encoded, channels)
 
 

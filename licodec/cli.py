@@ -79,14 +79,14 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
-                  target: tuple[str, float] | None) -> tuple[bytes, int, int, str]:
+                  target: tuple[str, float] | None, preserve=None) -> tuple[bytes, int, int, str]:
     """The .lic bytes of one image, its size, and a note on the quality used."""
     from licodec.api import compress_tensor, compress_to_target
     from licodec.io import read_image_bytes
 
     x, channels = read_image_bytes(data, name)
     if target is None:
-        return compress_tensor(x, channels, codec, quality, precision), x.shape[-2], x.shape[-1], ""
+        return compress_tensor(x, channels, codec, quality, precision, preserve), x.shape[-2], x.shape[-1], ""
     encoded, reached = compress_to_target(x, channels, codec, *target, precision)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
@@ -109,16 +109,25 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
               help=f"Quality: a trained level, or a number between two.  [default: {DEFAULT_QUALITY}]")
 @click.option("--target-bpp", type=float, default=None, help="Search the quality that reaches this bpp (at most).")
 @click.option("--target-psnr", type=float, default=None, help="Search the lowest quality that reaches this PSNR.")
+@click.option("--preserve", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Generative codecs: a mask image (white = preserve); the rest may be synthesized.")
 @PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
-             target_psnr: float | None, precision: str, force: bool) -> None:
+             target_psnr: float | None, preserve: str | None, precision: str, force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
     target = _target(quality, target_bpp, target_psnr)
     quality = DEFAULT_QUALITY if quality is None else quality
     codec = load(codec_name, None if target else quality)
+    mask = None
+    if preserve is not None:
+        from licodec.io import read_image
+
+        if target is not None or (source != "-" and Path(source).is_dir()):
+            raise LicodecError("--preserve codes one image at a given quality")
+        mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
         _compress_folder(Path(source), out, codec, quality, precision, force, target)
@@ -127,7 +136,7 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target)
+    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)

@@ -113,3 +113,16 @@ def test_target_bpp_and_conflicting_options(photo, tmp_path):
     _one_line_error(run("compress", str(photo), "-o", str(tmp_path / "v.lic"), "--target-psnr", "99"),
                     "above what this codec reaches")
     assert not (tmp_path / "u.lic").exists() and not (tmp_path / "v.lic").exists()
+
+
+def test_options_of_other_codec_families_are_clear_errors(photo, tmp_path):
+    """--preserve needs a generative codec and --iterations a progressive one."""
+    out = tmp_path / "p.lic"
+    mask = tmp_path / "mask.png"
+    Image.fromarray(np.full((48, 70), 255, dtype=np.uint8)).save(mask)
+    _one_line_error(run("compress", str(photo), "-o", str(out), "--preserve", str(mask)), "selective generation")
+    assert not out.exists()
+    assert run("compress", str(photo), "-o", str(out)).returncode == 0
+    _one_line_error(run("decompress", str(out), "-o", str(tmp_path / "p.png"), "--iterations", "2"),
+                    "not progressive")
+    assert not (tmp_path / "p.png").exists()

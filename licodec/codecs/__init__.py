@@ -8,6 +8,7 @@ import sys
 import types
 
 from licodec.codecs import (  # noqa: F401
+    agustsson2019,
     balle2017,
     balle2018,
     lee2019,

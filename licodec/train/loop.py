@@ -129,6 +129,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     # The quantiles of factorized densities learn from the aux loss; codecs without them have no aux optimizer.
     aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr) if quantiles else None
     lmbdas = torch.tensor(codec.lmbdas, device=device)
+    # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not in the weights.
+    gan = _Adversary(codec, config, device) if hasattr(codec, "build_discriminator") else None
     step = 0
     if state is not None:
         codec.load_state_dict(state["model"])
@@ -138,6 +140,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         sampler.restore(state["sampler"][rank] if rank < len(state["sampler"]) else state["sampler"][0])
         torch.set_rng_state(state["torch_rng"])
         step = state["step"]
+        if gan is not None:
+            gan.load(state["adversary"])
     codec.train()
     bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc=config.codec)
     last = config.steps if stop_at is None else min(stop_at, config.steps)
@@ -149,8 +153,11 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             x = x.contiguous(memory_format=torch.channels_last)
         quality = torch.randint(codec.qualities, (x.shape[0],), device=device)
         output = codec(x, quality)
-        # A codec may define its own objective (the recurrent codecs: residuals over iterations).
-        terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
+        # A codec may define its own objective (the recurrent codecs: residuals over iterations; GANs).
+        if gan is not None:
+            terms = codec.generator_loss(output, x, gan.discriminator)
+        else:
+            terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
         aux = codec.aux_loss()
         optimizer.zero_grad(set_to_none=True)
         if aux_optimizer is not None:
@@ -162,13 +169,17 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         optimizer.step()
         if aux_optimizer is not None:
             aux_optimizer.step()
+        if gan is not None:
+            terms["d"] = gan.step(codec, x, output.x_hat, world)
         step += 1
         bar.update(1)
         if step % 10 == 0:
-            bar.set_postfix(loss=f"{terms['loss'].item():.3f}", bpp=f"{terms['bpp'].item():.3f}",
-                            psnr=f"{terms['psnr'].item():.2f}", aux=f"{aux.item():.1f}")
+            shown = {"loss": terms["loss"], "bpp": terms["bpp"], "psnr": terms["psnr"], "aux": aux}
+            shown.update({k: terms[k] for k in ("g", "d") if k in terms})
+            bar.set_postfix({k: f"{v.item():.3f}" for k, v in shown.items()})
         if step % config.checkpoint_every == 0 or step == last:
-            _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world)
+            _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world,
+                  gan.state() if gan is not None else None)
     bar.close()
     return codec
 
@@ -224,8 +235,33 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, codec: Codec)
             optimizer.state[parameters[name]] = {k: v.clone() for k, v in moments.items()}
 
 
+class _Adversary:
+    """The discriminator of an adversarial codec and its optimizer: one least-squares step per generator step."""
+
+    def __init__(self, codec: Codec, config: TrainConfig, device: torch.device) -> None:
+        self.discriminator = codec.build_discriminator().to(device)
+        self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr)
+
+    def step(self, codec: Codec, x: torch.Tensor, x_hat: torch.Tensor, world: int) -> torch.Tensor:
+        """Train D on real x against the generated x_hat; returns D's loss."""
+        self.optimizer.zero_grad(set_to_none=True)  # drops what the generator's loss left in D
+        loss = codec.discriminator_loss(x, x_hat, self.discriminator)
+        loss.backward()
+        if world > 1:
+            _average_gradients(list(self.discriminator.parameters()), world)
+        self.optimizer.step()
+        return loss.detach()
+
+    def state(self) -> dict:
+        return {"discriminator": self.discriminator.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def load(self, state: dict) -> None:
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.optimizer.load_state_dict(state["optimizer"])
+
+
 def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampler, config: TrainConfig,
-          step: int, rank: int, world: int) -> None:
+          step: int, rank: int, world: int, adversary: dict | None = None) -> None:
     """Write a resumable checkpoint atomically (rank 0 only; every rank's sampler state is gathered)."""
     samplers = [sampler.state()]
     if world > 1:
@@ -244,6 +280,7 @@ def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampl
         "torch_rng": torch.get_rng_state(),
         "step": step,
         "train_config": asdict(config),
+        "adversary": adversary,
     }
     temporary = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(state, temporary)

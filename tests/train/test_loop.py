@@ -136,6 +136,7 @@ def test_only_trains_the_named_parameters(images, tmp_path):
     ("toderici2016", {"iterations": 2, "encoder_widths": [8, 8, 8, 8], "decoder_widths": [8, 8, 8, 8]}),
     ("mentzer2018-3dcnn", {"N": 16, "M": 8, "lmbdas": [0.01, 0.1], "blocks": 1, "context_filters": 4}),
     ("minnen2018-local", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "models": 3}),
+    ("agustsson2019-gc", {"widths": [4, 4, 4, 4, 8], "residual_blocks": 1}),
 ])
 def test_every_new_codec_trains_and_exports(images, tmp_path, name, options):
     config = TrainConfig(codec=name, data=str(images), checkpoint=str(tmp_path / "n.ckpt"), steps=3, batch_size=2,
