@@ -300,12 +300,16 @@ def taxonomy(markdown: bool) -> None:
 @click.option("--codec-option", "codec_options", multiple=True,
               help="KEY=VALUE passed to the codec's constructor (VALUE as JSON, e.g. iterations=8 or "
                    "encoder_widths=[32,64,128,128]).")
+@click.option("--quantizer", default=None, type=click.Choice(["uniform", "admm", "nonuniform", "vq"]),
+              help="balle2017-factorized: the quantizer of the survey's [10]-[13] to train with (options through "
+                   "--codec-option quantizer_options={...}).")
 @click.option("--only", default="", help="Train only the parameters under these comma-separated prefixes "
                                          "(e.g. gain,densities to fine-tune per-rate parameters, as [3] does).")
 def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume: bool, steps: int,
           batch_size: int, crop: int, lr: float, final_lr: float, clip: float, metric: str, channels: str | None,
           seed: int, device: str, threads: int, precision: str, init_from: str, checkpoint_every: int,
-          stop_at: int | None, export: str | None, codec_options: tuple[str, ...], only: str) -> None:
+          stop_at: int | None, export: str | None, codec_options: tuple[str, ...], quantizer: str | None,
+          only: str) -> None:
     """Train a codec (run it under `torchrun` for data-parallel training)."""
     import os
 
@@ -324,6 +328,8 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
             kwargs["N"], kwargs["M"] = (int(v) for v in channels.split(","))
     except ValueError:
         raise click.BadParameter("expects comma-separated numbers") from None
+    if quantizer:
+        kwargs["quantizer"] = quantizer
     for option in codec_options:
         key, _, value = option.partition("=")
         if not key or not value:

@@ -68,6 +68,15 @@ class SoftToHard(nn.Module):
         soft = self.soft(z, distances)
         return soft + (hard - soft).detach(), indices
 
+    @property
+    def alphabet(self) -> int:
+        """L, the number of centers (alias of `levels`, the name index quantizers share)."""
+        return self.levels
+
+    def assignment(self, z: Tensor) -> Tensor:
+        """Soft assignment of every vector to the centers, (N, C / dim, L, H, W)."""
+        return torch.softmax(-self.sigma * self._distances(z), dim=2)
+
     def soft(self, z: Tensor, distances: Tensor | None = None) -> Tensor:
         """The soft assignment's value, sum_l softmax(-sigma ||z - c_l||^2)_l c_l, shaped like z."""
         distances = self._distances(z) if distances is None else distances

@@ -35,8 +35,10 @@ def rd_loss(output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str
     dist = distortion(output.x_hat, x, metric)
     mse = ((output.x_hat.detach().clamp(0, 1) - x) ** 2).flatten(1).mean(1)
     psnr = -10 * torch.log10(mse.clamp(min=1e-10))
+    # Quantizers may add a training penalty (ADMM pruning's augmented term).
+    penalty = output.aux.get("penalty", torch.zeros_like(bpp))
     return {
-        "loss": (bpp + lmbda * dist).mean(),
+        "loss": (bpp + lmbda * dist + penalty).mean(),
         "bpp": bpp.mean().detach(),
         "psnr": psnr.mean(),
         "distortion": dist.mean().detach(),

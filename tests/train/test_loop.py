@@ -137,6 +137,8 @@ def test_only_trains_the_named_parameters(images, tmp_path):
     ("mentzer2018-3dcnn", {"N": 16, "M": 8, "lmbdas": [0.01, 0.1], "blocks": 1, "context_filters": 4}),
     ("minnen2018-local", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "models": 3}),
     ("agustsson2019-gc", {"widths": [4, 4, 4, 4, 8], "residual_blocks": 1}),
+    ("balle2017-factorized", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "quantizer": "vq"}),
+    ("balle2017-factorized", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "quantizer": "admm"}),
 ])
 def test_every_new_codec_trains_and_exports(images, tmp_path, name, options):
     config = TrainConfig(codec=name, data=str(images), checkpoint=str(tmp_path / "n.ckpt"), steps=3, batch_size=2,

@@ -1,0 +1,78 @@
+"""The survey's quantization tools [11]-[13] at train and test time, and inside balle2017-factorized."""
+
+import pytest
+import torch
+
+from licodec.codecs.base import Encoded
+from licodec.quant.admm import AdmmPruning, project
+from licodec.quant.nonuniform import NonUniformQuantizer
+from licodec.registry import codec_class
+
+
+def test_projection_keeps_the_largest_magnitudes():
+    values = torch.tensor([[0.1, -3.0, 0.5, 2.0, -0.2, 0.0]])
+    assert project(values, 0.5).tolist() == [[0.0, -3.0, 0.5, 2.0, 0.0, 0.0]]
+
+
+def test_admm_pulls_the_small_entries_to_zero_and_leaves_the_large_ones():
+    pruning = AdmmPruning(sparsity=0.5, rho=1.0, momentum=0.0)
+    y = torch.tensor([[[[0.3, -4.0], [5.0, -0.2]]]], requires_grad=True)
+    pruning.penalty(y).sum().backward()
+    grad = y.grad.flatten()
+    assert grad[0] > 0 and grad[3] < 0  # descent moves 0.3 and -0.2 towards zero
+    assert grad[1] == 0 and grad[2] == 0
+    assert 0.2 < float(pruning.threshold) <= 4.0
+    assert pruning.prune(y.detach()).flatten().tolist() == [0.0, -4.0, 5.0, 0.0]
+
+
+def test_lloyd_refit_finds_the_clusters():
+    torch.manual_seed(0)
+    quantizer = NonUniformQuantizer(channels=1, levels=3, refit_every=1, lloyd_iterations=30)
+    centers = torch.tensor([-6.0, 0.5, 7.0])
+    y = (centers[torch.randint(3, (4000,))] + 0.1 * torch.randn(4000)).view(1, 1, 40, 100)
+    quantizer.refit(y)
+    assert torch.allclose(quantizer.levels[0], centers, atol=0.1)
+    quantizer.eval()
+    y_hat, indices = quantizer(y)
+    assert torch.equal(y_hat, quantizer.levels[0][indices])
+
+
+def test_nonuniform_training_refits_and_passes_gradients():
+    quantizer = NonUniformQuantizer(channels=2, levels=4, refit_every=2).train()
+    y = torch.randn(1, 2, 8, 8, requires_grad=True)
+    before = quantizer.levels.clone()
+    y_hat, _ = quantizer(y)
+    assert not torch.equal(before, quantizer.levels)  # step 0 refits
+    y_hat.sum().backward()
+    assert y.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("quantizer,options", [("admm", {"sparsity": 0.6}), ("nonuniform", {"levels": 8}),
+                                                ("vq", {"centers": 16, "dim": 2})])
+def test_factorized_codec_with_each_quantizer_round_trips(quantizer, options):
+    torch.manual_seed(0)
+    codec = codec_class("balle2017-factorized")(N=16, M=24, lmbdas=(0.01, 0.05), quantizer=quantizer,
+                                                 quantizer_options=options)
+    codec.train()
+    x = torch.rand(2, 3, 64, 64)
+    output = codec(x, torch.tensor([0, 1]))
+    loss = output.bits().sum() + output.aux.get("penalty", torch.zeros(2)).sum() + output.x_hat.sum()
+    loss.backward()
+    assert codec.analysis[0].weight.grad.abs().sum() > 0
+    codec.update()
+    codec.eval()
+    x = torch.rand(1, 3, 40, 56)
+    encoded = codec.compress(x, 2)
+    decoded = codec.decompress(encoded)
+    with torch.no_grad():
+        estimate = float(codec(codec.pad(x), torch.tensor([1])).bits())
+        y = codec.transform(codec.analysis, codec.pad(x)) * codec.gain.gain(torch.tensor([1.0]))
+        if quantizer == "admm":
+            y_hat = codec.pruning.prune(y)
+            y_hat = torch.round(y_hat - codec.densities[1].medians.view(1, -1, 1, 1)) + codec.densities[1].medians.view(
+                1, -1, 1, 1)
+        else:
+            y_hat = codec.indexed.quantizer.dequantize(codec.indexed.quantizer.indices(y))
+        expected = codec.synthesise(y_hat.double(), 1.0, Encoded([], 40, 56, 2))
+    assert torch.allclose(decoded, expected, atol=1e-6)
+    assert abs(8 * len(encoded.sections[0]) - estimate) <= 0.05 * estimate + 64
