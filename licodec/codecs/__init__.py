@@ -14,6 +14,7 @@ from licodec.codecs import (  # noqa: F401
     lee2019,
     mentzer2018,
     minnen2018,
+    rippel2017,
     theis2017,
     toderici,
 )

@@ -95,6 +95,7 @@ class GenerativeCompression(Codec):
         refs=(7, 13),
     )
     multiple = 16
+    adversarial = True  # the training loop trains a discriminator beside it
 
     def __init__(self, widths: tuple[int, ...] = (60, 120, 240, 480, 960), bottlenecks: tuple[int, ...] = (2, 4, 8, 16),
                  centers: int = 5, residual_blocks: int = 9, mse_weight: float = 10.0,

@@ -130,7 +130,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr) if quantiles else None
     lmbdas = torch.tensor(codec.lmbdas, device=device)
     # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not in the weights.
-    gan = _Adversary(codec, config, device) if hasattr(codec, "build_discriminator") else None
+    gan = _Adversary(codec, config, device) if getattr(codec, "adversarial", False) else None
     step = 0
     if state is not None:
         codec.load_state_dict(state["model"])

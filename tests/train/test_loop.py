@@ -138,6 +138,8 @@ def test_only_trains_the_named_parameters(images, tmp_path):
     ("minnen2018-local", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "models": 3}),
     ("agustsson2019-gc", {"widths": [4, 4, 4, 4, 8], "residual_blocks": 1}),
     ("balle2017-factorized", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "quantizer": "vq"}),
+    ("rippel2017", {"features": 8, "channels": 4, "bitplanes": 3, "context_filters": 4}),
+    ("rippel2017", {"features": 8, "channels": 4, "bitplanes": 3, "context_filters": 4, "adversarial": True}),
     ("balle2017-factorized", {"N": 8, "M": 12, "lmbdas": [0.01, 0.1], "quantizer": "admm"}),
 ])
 def test_every_new_codec_trains_and_exports(images, tmp_path, name, options):

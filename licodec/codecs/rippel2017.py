@@ -1,0 +1,257 @@
+"""Rippel & Bourdev, "Real-time adaptive image compression", ICML 2017 [6].
+
+    x --pyramid (scales 1, 1/2, 1/4)--> per-scale features --interscale alignment (strided convolutions to 1/8,
+      summed)--> coefficients in [-1, 1] --quantize to B bits--> bitplanes --adaptive arithmetic coding-->
+
+- Pyramidal analysis: the image at three scales, a small convolutional extractor per scale, and interscale
+  alignment that brings every scale to the coefficients' resolution (1/8) by strided convolutions and sums them.
+  The synthesis mirrors it (transposed convolutions per scale, upsampled and summed).
+- Quantization to B bits, then bitplane decomposition: each coefficient's B bits, most significant first.
+- Adaptive arithmetic coding of the bitplanes with a learned context model: the bits form a volume ordered
+  (channel, bitplane) x row x column, so a bit's context holds the more significant bits of its own coefficient
+  and of its neighbours; a masked 3D CNN (`VolumeContext`, integer at coding time) gives its probability.
+- Adaptive codelength regularization (ACR): alpha times the mean log-magnitude of the quantized coefficients and
+  of their differences to their left and upper neighbours, the paper's penalty that makes the bitplanes
+  compressible; alpha adapts during training so that the estimated rate moves toward `target_bpp`.
+- Optional adversarial loss (`adversarial=True`): the multi-scale patch discriminator of `agustsson2019-gc`.
+- Rate control here: quality q keeps the q most significant bitplanes (1 .. B); training draws q per sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from licodec.codecs.agustsson2019 import GenerativeCompression, PatchDiscriminator
+from licodec.codecs.base import Codec, Encoded, RDOutput
+from licodec.entropy import coder
+from licodec.entropy.context import VolumeContext
+from licodec.errors import BitstreamError, CodecError
+from licodec.registry import register
+from licodec.taxonomy import Taxonomy
+
+LIKELIHOOD_BOUND = 1e-9
+SCALES = 3
+
+
+def _down(channels: int, steps: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(steps):
+        layers += [nn.Conv2d(channels, channels, 3, 2, 1), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+def _up(channels: int, steps: int) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for _ in range(steps):
+        layers += [nn.ConvTranspose2d(channels, channels, 3, 2, 1, output_padding=1), nn.ReLU()]
+    return nn.Sequential(*layers)
+
+
+class PyramidAnalysis(nn.Module):
+    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients through tanh."""
+
+    def __init__(self, features: int, channels: int) -> None:
+        super().__init__()
+        self.extract = nn.ModuleList(nn.Sequential(nn.Conv2d(3, features, 3, 1, 1), nn.ReLU(),
+                                                   nn.Conv2d(features, features, 3, 1, 1), nn.ReLU())
+                                     for _ in range(SCALES))
+        self.align = nn.ModuleList(_down(features, 3 - s) for s in range(SCALES))
+        self.out = nn.Conv2d(features, channels, 3, 1, 1)
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        total = 0
+        for s in range(SCALES):
+            scaled = x if s == 0 else F.avg_pool2d(x, 2**s)
+            total = total + self.align[s](self.extract[s](scaled))
+        return torch.tanh(self.out(total))
+
+
+class PyramidSynthesis(nn.Module):
+    """The mirror: per-scale transposed convolutions from 1/8, reconstructions upsampled and summed."""
+
+    def __init__(self, features: int, channels: int) -> None:
+        super().__init__()
+        self.inp = nn.Sequential(nn.Conv2d(channels, features, 3, 1, 1), nn.ReLU())
+        self.align = nn.ModuleList(_up(features, 3 - s) for s in range(SCALES))
+        self.render = nn.ModuleList(nn.Conv2d(features, 3, 3, 1, 1) for _ in range(SCALES))
+
+    def forward(self, y: Tensor) -> Tensor:  # noqa: D102
+        h = self.inp(y)
+        total = 0
+        for s in range(SCALES):
+            image = self.render[s](self.align[s](h))
+            total = total + (image if s == 0 else F.interpolate(image, scale_factor=2**s, mode="bilinear",
+                                                                align_corners=False))
+        return total + 0.5
+
+
+@register("rippel2017")
+class RealTimeAdaptive(Codec):
+    """[6]: pyramidal analysis, bitplane coding with a learned context model, ACR; optional GAN loss."""
+
+    taxonomy = Taxonomy(
+        reference="[6] Rippel, Bourdev 2017",
+        network="multiscale CNN with interscale alignment; context model over bitplanes; optional GAN",
+        coding_unit="full image",
+        spatial_tools="bitplane context model (neighbours and more significant bitplanes); ACR",
+        rate_control="adaptive codelength regularization toward a target; here also bitplane truncation",
+        quality_range="about 0.1 to 1 bpp",
+        refs=(6,),
+    )
+    multiple = 8
+
+    def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
+                 lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float = 0.5,
+                 adversarial: bool = False) -> None:
+        super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
+                         context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
+                         adversarial=adversarial)
+        self.config.pop("lmbdas")
+        self.analysis = PyramidAnalysis(features, channels)
+        self.synthesis = PyramidSynthesis(features, channels)
+        self.context = VolumeContext(2, context_filters)
+        self.adversarial = adversarial
+        self.register_buffer("alpha", torch.tensor(float(alpha)))
+
+    # --- quantization and bitplanes -----------------------------------------------------------------------
+
+    @property
+    def top(self) -> int:
+        """The largest quantized value, 2**B - 1."""
+        return (1 << self.config["bitplanes"]) - 1
+
+    def quantize(self, y: Tensor, planes: Tensor) -> tuple[Tensor, Tensor]:
+        """(y_hat in [-1, 1] with identity gradient, integer codes) keeping the `planes` most significant
+        bitplanes of each sample (the dropped ones read as the middle of their interval)."""
+        B = self.config["bitplanes"]
+        scaled = (y + 1) / 2 * self.top
+        codes = torch.round(scaled).long().clamp(0, self.top)
+        drop = (B - planes).view(-1, 1, 1, 1)
+        kept = torch.div(codes, 2**drop, rounding_mode="floor") * 2**drop
+        middle = torch.where(drop > 0, 2 ** (drop - 1), 0)
+        value = (kept + middle).to(y).clamp(0, self.top) / self.top * 2 - 1
+        return y + (value - y).detach(), kept
+
+    def bitplanes(self, codes: Tensor) -> Tensor:
+        """(N, C, H, W) codes -> (N, C * B, H, W) bits, each coefficient's bits consecutive, MSB first."""
+        B = self.config["bitplanes"]
+        shifts = torch.arange(B - 1, -1, -1, device=codes.device).view(1, 1, B, 1, 1)
+        bits = torch.bitwise_and(torch.bitwise_right_shift(codes.unsqueeze(2), shifts), 1)
+        return bits.flatten(1, 2)
+
+    def codes_from(self, bits: Tensor) -> Tensor:
+        """Inverse of `bitplanes` (missing planes are zeros)."""
+        B = self.config["bitplanes"]
+        n, _, h, w = bits.shape
+        weights = (2 ** torch.arange(B - 1, -1, -1)).view(1, 1, B, 1, 1)
+        return (bits.view(n, -1, B, h, w) * weights).sum(2)
+
+    def acr(self, codes: Tensor) -> Tensor:
+        """Adaptive codelength regularization per sample: mean log2(1 + |c|) of the centred codes and of their
+        differences to the left and upper neighbours (computed on the straight-through values)."""
+        c = codes - self.top / 2
+        terms = torch.log2(1 + c.abs()).flatten(1).mean(1)
+        terms = terms + torch.log2(1 + (c[..., 1:] - c[..., :-1]).abs()).flatten(1).mean(1)
+        return terms + torch.log2(1 + (c[..., 1:, :] - c[..., :-1, :]).abs()).flatten(1).mean(1)
+
+    # --- training -------------------------------------------------------------------------------------------
+
+    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+        """Training pass with `quality + 1` bitplanes per sample."""
+        planes = quality + 1
+        y = self.transform(self.analysis, x)
+        y_hat, codes = self.quantize(y, planes)
+        x_hat = self.transform(self.synthesis, y_hat)
+        bits = self.bitplanes(codes)
+        logits = self.context.logits(bits.float() * 2 - 1)
+        probabilities = torch.softmax(logits.float(), dim=1)
+        chosen = torch.gather(probabilities, 1, bits.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
+        B = self.config["bitplanes"]
+        coded = (torch.arange(B, device=x.device).view(1, 1, B, 1, 1) < planes.view(-1, 1, 1, 1, 1))
+        coded = coded.expand(-1, y.shape[1], -1, *y.shape[-2:]).flatten(1, 2)
+        likelihood = torch.where(coded, chosen, torch.ones_like(chosen))
+        scaled = (y_hat + 1) / 2 * self.top  # straight-through codes, for ACR's gradient
+        return RDOutput(x_hat, {"bits": likelihood}, {"acr": self.acr(scaled)})
+
+    def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
+        """lambda * 255^2 * MSE + alpha * ACR + the context model's bits (which train the context model; its
+        input bits carry no gradient). alpha follows the rate toward `target_bpp`."""
+        bpp = output.bits() / (x.shape[-2] * x.shape[-1])
+        mse = ((output.x_hat - x) ** 2).flatten(1).mean(1)
+        if self.training:
+            with torch.no_grad():
+                self.alpha.mul_(1.01 if float(bpp.mean()) > self.config["target_bpp"] else 0.99)
+        psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
+        loss = self.config["lmbda"] * 255**2 * mse + self.alpha * output.aux["acr"] + bpp
+        return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
+
+    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module) -> dict[str, Tensor]:
+        """`loss` plus the least-squares adversarial term of the generator."""
+        terms = self.loss(output, x, None, "mse")
+        fake = discriminator(output.x_hat)
+        adversarial = sum(((scale[-1] - 1) ** 2).mean() for scale in fake) / len(fake)
+        terms["loss"] = terms["loss"] + adversarial
+        terms["g"] = adversarial.detach()
+        return terms
+
+    discriminator_loss = staticmethod(GenerativeCompression.discriminator_loss)
+
+    def build_discriminator(self) -> nn.Module:
+        """The multi-scale patch discriminator (training only)."""
+        return PatchDiscriminator()
+
+    def update(self) -> None:
+        """Forget the integer context network."""
+        self.context.reset()
+
+    # --- coding ---------------------------------------------------------------------------------------------
+
+    def check_quality(self, quality: float) -> float:
+        """Qualities are numbers of bitplanes, 1 .. B."""
+        if isinstance(quality, float) and quality.is_integer():
+            quality = int(quality)
+        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= self.qualities:
+            raise CodecError(f"quality (bitplanes) must be an integer from 1 to {self.qualities}, got {quality!r}")
+        return quality - 1
+
+    def _coded(self, planes: int, shape: tuple[int, int]) -> Tensor:
+        B = self.config["bitplanes"]
+        coded = (torch.arange(B) < planes).view(1, B, 1, 1).expand(self.config["channels"], -1, *shape)
+        return coded.reshape(-1, *shape)
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> Encoded:
+        """Code the `quality` most significant bitplanes with the context model."""
+        planes = int(self.check_quality(quality)) + 1
+        y = self.transform(self.analysis, self.layout(self.pad(x)))
+        _, codes = self.quantize(y, torch.tensor([planes]))
+        bits = self.bitplanes(codes)[0]
+        chunks = []
+
+        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
+            chunks.append((bits[where].numpy(), freqs))
+            return bits[where]
+
+        self.context.visit(torch.tensor([-1.0, 1.0]), self._coded(planes, bits.shape[-2:]), step)
+        return Encoded([coder.encode_categorical_chunks(chunks)], x.shape[-2], x.shape[-1], planes)
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
+        planes = int(self.check_quality(encoded.quality)) + 1
+        padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
+        coded = self._coded(planes, (padded_h // 8, padded_w // 8))
+        decoder = coder.CategoricalDecoder(encoded.sections[0])
+        try:
+            bits = self.context.visit(torch.tensor([-1.0, 1.0]), coded, lambda freqs, where: decoder.decode(freqs))
+        except ValueError as error:
+            raise BitstreamError(str(error)) from None
+        codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
+        drop = self.config["bitplanes"] - planes
+        middle = 2 ** (drop - 1) if drop > 0 else 0
+        y_hat = ((codes + middle).clamp(0, self.top).float() / self.top * 2 - 1)
+        x_hat = self.transform(self.synthesis, self.layout(y_hat))
+        return torch.nan_to_num(x_hat, nan=0.0)[..., : encoded.height, : encoded.width].clamp(0, 1)
