@@ -93,6 +93,50 @@ class RecurrentDecoder(nn.Module):
         return torch.tanh(self.out(h)) / 2, new_states
 
 
+class DenseEncoder(nn.Module):
+    """[1]'s fully connected LSTM encoder for 32x32 patches: a patch is one 3072-vector (1x1 convolutions on a
+    1x1 map are fully connected layers), two LSTM layers, a binarizer to `bits` codes per patch."""
+
+    def __init__(self, width: int, bits: int, cell: str) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3 * 32 * 32, width, 1)
+        self.cells = nn.ModuleList(CELLS[cell](width, width, 1, 1) for _ in range(2))
+        self.binarizer = Binarizer(width, bits)
+
+    def initial(self, x: Tensor) -> list:
+        flat = x.reshape(x.shape[0], -1, 1, 1)
+        return [cell.initial(self.stem(flat)) for cell in self.cells]
+
+    def forward(self, residual: Tensor, states: list) -> tuple[Tensor, list]:  # noqa: D102
+        h = self.stem(residual.reshape(residual.shape[0], -1, 1, 1))
+        new_states = []
+        for cell, state in zip(self.cells, states):
+            h, state = cell(h, state)
+            new_states.append(state)
+        return self.binarizer(h), new_states
+
+
+class DenseDecoder(nn.Module):
+    """The fully connected decoder: codes -> two LSTM layers -> a 32x32 RGB patch."""
+
+    def __init__(self, width: int, bits: int, cell: str) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(bits, width, 1)
+        self.cells = nn.ModuleList(CELLS[cell](width, width, 1, 1) for _ in range(2))
+        self.out = nn.Conv2d(width, 3 * 32 * 32, 1)
+
+    def initial(self, codes: Tensor) -> list:
+        return [cell.initial(self.stem(codes)) for cell in self.cells]
+
+    def forward(self, codes: Tensor, states: list) -> tuple[Tensor, list]:  # noqa: D102
+        h = self.stem(codes)
+        new_states = []
+        for cell, state in zip(self.cells, states):
+            h, state = cell(h, state)
+            new_states.append(state)
+        return torch.tanh(self.out(h)).view(-1, 3, 32, 32) / 2, new_states
+
+
 class RecurrentCodec(Codec):
     """What both recurrent codecs share: the iterations, the loss, progressive sections."""
 
@@ -276,8 +320,13 @@ class PatchRecurrent(RecurrentCodec):
 
     def __init__(self, iterations: int = 16, bits: int = 32, cell: str = "lstm", reconstruction: str = "one-shot",
                  encoder_widths: tuple[int, ...] = (64, 256, 512, 512),
-                 decoder_widths: tuple[int, ...] = (512, 512, 256, 128)) -> None:
-        super().__init__(iterations, bits, cell, reconstruction, encoder_widths, decoder_widths)
+                 decoder_widths: tuple[int, ...] = (512, 512, 256, 128), network: str = "conv") -> None:
+        if network not in ("conv", "dense"):
+            raise CodecError(f"unknown network {network!r}; expected conv or dense")
+        super().__init__(iterations, bits, cell, reconstruction, encoder_widths, decoder_widths, network=network)
+        if network == "dense":  # [1]'s fully connected LSTM: 4 * bits codes per patch, as the conv network
+            self.encoder = DenseEncoder(encoder_widths[-1], 4 * bits, cell)
+            self.decoder = DenseDecoder(decoder_widths[0], 4 * bits, cell)
 
     def patches(self, x: Tensor) -> tuple[Tensor, tuple[int, int]]:
         """(N * rows * cols, 3, 32, 32) patches of the padded images, image by image in raster order, and the
@@ -320,7 +369,10 @@ class PatchRecurrent(RecurrentCodec):
         """The image from the iterations present, cropped to its size, in [0, 1]."""
         rows = -(-encoded.height // self.patch)
         cols = -(-encoded.width // self.patch)
-        shape = (rows * cols, self.config["bits"], self.patch // 16, self.patch // 16)
+        if self.config.get("network", "conv") == "dense":
+            shape = (rows * cols, 4 * self.config["bits"], 1, 1)
+        else:
+            shape = (rows * cols, self.config["bits"], self.patch // 16, self.patch // 16)
         count = int(np.prod(shape))
         codes = []
         for section in encoded.sections:

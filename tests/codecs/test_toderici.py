@@ -73,6 +73,14 @@ def test_variants_round_trip(cell, reconstruction):
     assert torch.allclose(codec.decompress(encoded), _expected(codec, x, 3), atol=1e-5)
 
 
+def test_fully_connected_variant_of_2016():
+    codec = _small("toderici2016", network="dense")
+    x = _image(40, 70)
+    encoded = codec.compress(x, 3)
+    assert all(len(s) == 6 * 128 // 8 for s in encoded.sections)  # 2 x 3 patches, 128 bits each
+    assert torch.allclose(codec.decompress(encoded), _expected(codec, x, 3), atol=1e-5)
+
+
 def test_context_coded_bits_identical_with_one_and_two_threads():
     codec = _small("toderici2017")
     x = _image(48, 64)
