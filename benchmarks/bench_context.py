@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_hyperprior import Theirs as BaseTheirs  # noqa: E402
 from bench_hyperprior import _import_compressai, load_image, time_both  # noqa: E402
 
 NAMES = ("minnen2018-joint", "minnen2018-checkerboard", "balle2018-hyperprior")
@@ -50,7 +51,9 @@ class Ours:
         return self.codec.decompress(data)
 
 
-class Theirs:
+class Theirs(BaseTheirs):
+    """CompressAI's mbt2018 with the same N/M, coded the way bench_hyperprior codes its hyperprior."""
+
     name = "CompressAI mbt2018 (random weights)"
 
     def __init__(self) -> None:
@@ -60,19 +63,6 @@ class Theirs:
         torch.manual_seed(0)
         self.net = JointAutoregressiveHierarchicalPriors(128, 192).eval()
         self.net.update(force=True)
-
-    def encode(self, x: torch.Tensor):
-        height, width = x.shape[-2:]
-        pad = (0, (-width) % 64, 0, (-height) % 64)
-        with torch.no_grad():
-            out = self.net.compress(torch.nn.functional.pad(x, pad))
-        return out["strings"], out["shape"], (height, width)
-
-    def decode(self, data) -> torch.Tensor:
-        strings, shape, (height, width) = data
-        with torch.no_grad():
-            x_hat = self.net.decompress(strings, shape)["x_hat"]
-        return x_hat[..., :height, :width].clamp(0, 1)
 
 
 def main() -> None:

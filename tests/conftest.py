@@ -52,3 +52,28 @@ def damaged_sections(data: bytes, count: int, seed: int):
             k = rng.choice([k for k, s in enumerate(damaged) if s])
             damaged[k][rng.randrange(len(damaged[k]))] ^= rng.randrange(1, 256)
         yield pack(header, [bytes(s) for s in damaged])
+
+
+def assert_damage_is_handled(data: bytes, count: int, seed: int) -> None:
+    """Every damaged copy (see `damaged_sections`) decodes to a finite image or raises a LicodecError."""
+    import numpy as np
+
+    from licodec.api import decompress_tensor
+    from licodec.errors import LicodecError
+
+    for damaged in damaged_sections(data, count, seed):
+        try:
+            x_hat, _ = decompress_tensor(damaged)
+        except LicodecError:
+            continue
+        assert np.isfinite(x_hat.numpy()).all()
+
+
+def sections_with_threads(compress, threads: int):
+    """The sections `compress()` writes with torch limited to `threads` threads."""
+    saved = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        return compress().sections
+    finally:
+        torch.set_num_threads(saved)

@@ -30,7 +30,7 @@ from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
 from licodec.entropy.tables import quantize_pmfs
-from licodec.errors import BitstreamError, CodecError
+from licodec.errors import BitstreamError
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
@@ -96,6 +96,7 @@ class GenerativeCompression(Codec):
     )
     multiple = 16
     adversarial = True  # the training loop trains a discriminator beside it
+    quality_unit = "bottlenecks"
 
     def __init__(self, widths: tuple[int, ...] = (60, 120, 240, 480, 960), bottlenecks: tuple[int, ...] = (2, 4, 8, 16),
                  centers: int = 5, residual_blocks: int = 9, mse_weight: float = 10.0,
@@ -179,15 +180,6 @@ class GenerativeCompression(Codec):
         return PatchDiscriminator()
 
     # --- coding ---------------------------------------------------------------------------------------------
-
-    def check_quality(self, quality: float) -> float:
-        """Qualities are the trained bottlenecks, 1 .. len(bottlenecks)."""
-        if isinstance(quality, float) and quality.is_integer():
-            quality = int(quality)
-        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= self.qualities:
-            raise CodecError(f"quality must be an integer from 1 to {self.qualities} (bottlenecks "
-                             f"{', '.join(map(str, self.config['bottlenecks']))}), got {quality!r}")
-        return quality - 1
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: float, preserve: Tensor | None = None) -> Encoded:

@@ -57,6 +57,7 @@ class Codec(nn.Module):
     taxonomy: ClassVar[Taxonomy]
     multiple: ClassVar[int] = 64  # input sides are padded (replicating the border) to a multiple of this
     progressive: ClassVar[bool] = False  # one section per iteration; any prefix of iterations decodes
+    quality_unit: ClassVar[str | None] = None  # qualities that count something (iterations) are integers only
 
     def sections_for(self, iterations: int) -> int:
         """How many leading sections hold the first `iterations` iterations (progressive codecs)."""
@@ -112,6 +113,11 @@ class Codec(nn.Module):
         resolution the file header stores."""
         if isinstance(quality, bool) or not isinstance(quality, (int, float)) or not 1 <= quality <= self.qualities:
             raise CodecError(f"quality must be a number from 1 to {self.qualities}, got {quality!r}")
+        if self.quality_unit is not None:
+            if not float(quality).is_integer():
+                raise CodecError(f"quality counts {self.quality_unit} here: an integer from 1 to "
+                                 f"{self.qualities}, got {quality!r}")
+            return int(quality) - 1
         return snap_quality(quality) - 1
 
     def pad(self, x: Tensor) -> Tensor:

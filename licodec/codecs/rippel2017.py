@@ -28,7 +28,7 @@ from licodec.codecs.agustsson2019 import GenerativeCompression, PatchDiscriminat
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
-from licodec.errors import BitstreamError, CodecError
+from licodec.errors import BitstreamError
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
 
@@ -102,6 +102,7 @@ class RealTimeAdaptive(Codec):
         refs=(6,),
     )
     multiple = 8
+    quality_unit = "bitplanes"
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float = 0.5,
@@ -208,14 +209,6 @@ class RealTimeAdaptive(Codec):
         self.context.reset()
 
     # --- coding ---------------------------------------------------------------------------------------------
-
-    def check_quality(self, quality: float) -> float:
-        """Qualities are numbers of bitplanes, 1 .. B."""
-        if isinstance(quality, float) and quality.is_integer():
-            quality = int(quality)
-        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= self.qualities:
-            raise CodecError(f"quality (bitplanes) must be an integer from 1 to {self.qualities}, got {quality!r}")
-        return quality - 1
 
     def _coded(self, planes: int, shape: tuple[int, int]) -> Tensor:
         B = self.config["bitplanes"]

@@ -38,6 +38,18 @@ from licodec.taxonomy import Taxonomy
 LIKELIHOOD_BOUND = 1e-9
 
 
+def run_cells(cells: nn.ModuleList, h: Tensor, states: list, between=None) -> tuple[Tensor, list]:
+    """One step of a stack of recurrent cells: each cell's output feeds the next (through `between`, when given,
+    such as a depth-to-space); returns the last output and the new states."""
+    new_states = []
+    for cell, state in zip(cells, states):
+        h, state = cell(h, state)
+        new_states.append(state)
+        if between is not None:
+            h = between(h)
+    return h, new_states
+
+
 class RecurrentEncoder(nn.Module):
     """conv 3x3 stride 2, three recurrent cells of stride 2, binarizer: `bits` codes per 16x16 block."""
 
@@ -56,12 +68,8 @@ class RecurrentEncoder(nn.Module):
         return states
 
     def forward(self, residual: Tensor, states: list) -> tuple[Tensor, list]:  # noqa: D102
-        h = self.stem(residual)
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            h, state = cell(h, state)
-            new_states.append(state)
-        return self.binarizer(h), new_states
+        h, states = run_cells(self.cells, self.stem(residual), states)
+        return self.binarizer(h), states
 
 
 class RecurrentDecoder(nn.Module):
@@ -84,13 +92,8 @@ class RecurrentDecoder(nn.Module):
         return states
 
     def forward(self, codes: Tensor, states: list) -> tuple[Tensor, list]:  # noqa: D102
-        h = self.stem(codes)
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            h, state = cell(h, state)
-            new_states.append(state)
-            h = F.pixel_shuffle(h, 2)
-        return torch.tanh(self.out(h)) / 2, new_states
+        h, states = run_cells(self.cells, self.stem(codes), states, lambda h: F.pixel_shuffle(h, 2))
+        return torch.tanh(self.out(h)) / 2, states
 
 
 class DenseEncoder(nn.Module):
@@ -108,12 +111,8 @@ class DenseEncoder(nn.Module):
         return [cell.initial(self.stem(flat)) for cell in self.cells]
 
     def forward(self, residual: Tensor, states: list) -> tuple[Tensor, list]:  # noqa: D102
-        h = self.stem(residual.reshape(residual.shape[0], -1, 1, 1))
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            h, state = cell(h, state)
-            new_states.append(state)
-        return self.binarizer(h), new_states
+        h, states = run_cells(self.cells, self.stem(residual.reshape(residual.shape[0], -1, 1, 1)), states)
+        return self.binarizer(h), states
 
 
 class DenseDecoder(nn.Module):
@@ -129,12 +128,8 @@ class DenseDecoder(nn.Module):
         return [cell.initial(self.stem(codes)) for cell in self.cells]
 
     def forward(self, codes: Tensor, states: list) -> tuple[Tensor, list]:  # noqa: D102
-        h = self.stem(codes)
-        new_states = []
-        for cell, state in zip(self.cells, states):
-            h, state = cell(h, state)
-            new_states.append(state)
-        return torch.tanh(self.out(h)).view(-1, 3, 32, 32) / 2, new_states
+        h, states = run_cells(self.cells, self.stem(codes), states)
+        return torch.tanh(self.out(h)).view(-1, 3, 32, 32) / 2, states
 
 
 class RecurrentCodec(Codec):
@@ -142,6 +137,7 @@ class RecurrentCodec(Codec):
 
     multiple = 16
     progressive = True
+    quality_unit = "iterations"
 
     def __init__(self, iterations: int = 16, bits: int = 32, cell: str = "lstm", reconstruction: str = "one-shot",
                  encoder_widths: tuple[int, ...] = (64, 256, 512, 512),
@@ -157,14 +153,6 @@ class RecurrentCodec(Codec):
         self.config.pop("lmbdas")
         self.encoder = RecurrentEncoder(tuple(encoder_widths), bits, cell)
         self.decoder = RecurrentDecoder(tuple(decoder_widths), bits, cell)
-
-    def check_quality(self, quality: float) -> float:
-        """Qualities are whole numbers of iterations."""
-        if isinstance(quality, float) and quality.is_integer():
-            quality = int(quality)
-        if not isinstance(quality, int) or isinstance(quality, bool) or not 1 <= quality <= self.qualities:
-            raise CodecError(f"quality (iterations) must be an integer from 1 to {self.qualities}, got {quality!r}")
-        return quality - 1
 
     def iterate(self, x: Tensor, iterations: int) -> tuple[list[Tensor], list[Tensor]]:
         """Run `iterations` encoder/decoder steps on x in [0, 1]: the codes and reconstructions of each."""

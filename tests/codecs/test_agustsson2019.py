@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import licodec.api
-from licodec.api import compress_tensor, decompress_tensor
-from licodec.errors import CodecError, LicodecError
+from licodec.api import compress_tensor
+from licodec.errors import CodecError
 from licodec.registry import codec_class
-from tests.conftest import damaged_sections
+from tests.conftest import assert_damage_is_handled
 
 
 @pytest.fixture
@@ -93,9 +93,4 @@ def test_damaged_files(codec, monkeypatch):
     mask[:10] = 1
     for data in (compress_tensor(torch.rand(1, 3, 40, 56), 3, codec, 4),
                  compress_tensor(torch.rand(1, 3, 40, 56), 3, codec, 2, preserve=mask)):
-        for damaged in damaged_sections(data, 40, seed=5):
-            try:
-                x_hat, _ = decompress_tensor(damaged)
-            except LicodecError:
-                continue
-            assert np.isfinite(x_hat.numpy()).all()
+        assert_damage_is_handled(data, 40, 5)

@@ -1,13 +1,11 @@
 """theis2017-cae: rounding with identity gradient, GSM tables, incremental coefficients, exact round trips."""
 
-import numpy as np
 import pytest
 import torch
 
 import licodec.api
-from licodec.api import compress_tensor, decompress_tensor
-from licodec.errors import LicodecError
-from tests.conftest import damaged_sections, small_codec
+from licodec.api import compress_tensor
+from tests.conftest import assert_damage_is_handled, small_codec
 
 
 @pytest.fixture
@@ -63,9 +61,4 @@ def test_rounding_has_the_identity_gradient(codec):
 def test_damaged_files(codec, monkeypatch):
     monkeypatch.setattr(licodec.api, "load", lambda name, quality=None: codec)
     data = compress_tensor(torch.rand(1, 3, 24, 40), 3, codec, 1)
-    for damaged in damaged_sections(data, 60, seed=4):
-        try:
-            x_hat, _ = decompress_tensor(damaged)
-        except LicodecError:
-            continue
-        assert np.isfinite(x_hat.numpy()).all()
+    assert_damage_is_handled(data, 60, 4)
