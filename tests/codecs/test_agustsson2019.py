@@ -23,7 +23,7 @@ def codec():
 
 def _expected(codec, x, quality, keep=None):
     with torch.no_grad():
-        w = codec.transform(codec.analysis, codec.pad(x) * 2 - 1)
+        w = codec.transform(codec.analysis, codec.layout(codec.pad(x)) * 2 - 1)
         symbols = codec.quantizer.indices(w)
         C = codec.config["bottlenecks"][quality - 1]
         w_hat = codec.quantizer.dequantize(symbols)

@@ -33,7 +33,7 @@ def test_round_trip_keeps_the_top_bitplanes(codec, planes):
     x = torch.rand(1, 3, 30, 44)
     encoded = codec.compress(x, planes)
     with torch.no_grad():
-        y = codec.transform(codec.analysis, codec.pad(x))
+        y = codec.transform(codec.analysis, codec.layout(codec.pad(x)))
         y_hat, _ = codec.quantize(y, torch.tensor([planes]))
         expected = codec.transform(codec.synthesis, y_hat)[..., :30, :44].clamp(0, 1)
     assert torch.allclose(codec.decompress(encoded), expected, atol=1e-6)
