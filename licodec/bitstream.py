@@ -10,7 +10,7 @@ Layout of format version 2 (integers big-endian):
     height         4
     width          4
     channels       1  1 (grayscale) or 3 (RGB): what the decoder writes
-    quality        2  the codec's quality in 1/256 steps
+    quality        2  the codec's quality in 1/2048 steps (so at most 31.99)
     sections       1  k
     lengths        4k byte length of each section
     header crc32   4  of all the header bytes before it
@@ -38,7 +38,7 @@ from licodec.errors import BitstreamError
 MAGIC = b"\x89LIC"
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
-QUALITY_STEPS = 256
+QUALITY_STEPS = 2048  # fine enough that rate control lands within 0.1 dB (PSNR can move 0.1 dB per 1/256)
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 28  # 16384 x 16384: a larger size in a header is damage, not an image
 
@@ -68,7 +68,8 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
         raise ValueError("image size or channel count out of range")
     quality = round(header.quality * QUALITY_STEPS)
     if not (0 < quality < 1 << 16) or quality != header.quality * QUALITY_STEPS:
-        raise ValueError(f"quality {header.quality} is not a multiple of 1/{QUALITY_STEPS} below 256")
+        raise ValueError(f"quality {header.quality} is not a multiple of 1/{QUALITY_STEPS} "
+                         f"below {(1 << 16) // QUALITY_STEPS}")
     head = bytearray(MAGIC)
     head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
     head += struct.pack(">IIBHB", header.height, header.width, header.channels, quality, len(sections))

@@ -2,7 +2,7 @@
 
 The survey's "bitrate control strategy" for one-model-many-rates codecs [10]: the quality is a number between the
 trained levels (`licodec.quant.gain.interpolate`), the file's real size and the decoded PSNR grow with it, and the
-search brackets the target on the header's quality grid (1/256 steps) by interpolation (in log bpp, or in dB) with
+search brackets the target on the header's quality grid (1/2048 steps) by interpolation (in log bpp, or in dB) with
 bisection as the fallback. Every evaluation is a real encode (and, for PSNR, a real decode).
 
 - target bpp: the highest quality whose file is at most the target (a rate budget is never exceeded);

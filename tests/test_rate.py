@@ -35,7 +35,7 @@ def test_fractional_qualities_fall_between_the_trained_levels(image, codec):
     rates = [_bpp(licodec.api.compress_tensor(image, 3, codec, q), image) for q in (2, 2.25, 2.5, 2.75, 3)]
     assert rates == sorted(rates) and rates[0] < rates[2] < rates[4]
     data = licodec.api.compress_tensor(image, 3, codec, 2.3)
-    assert unpack(data)[0].quality == round(2.3 * 256) / 256
+    assert unpack(data)[0].quality == round(2.3 * 2048) / 2048
     assert licodec.decompress(data).size == (512, 384)
 
 

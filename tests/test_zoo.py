@@ -24,9 +24,18 @@ def test_shipped_weights_load_and_are_fp16(name):
     assert all(stored[f"model.{n}"].dtype == torch.float16 for n, _ in codec.named_parameters())
 
 
-def test_weights_of_this_issue_fit_the_budget():
-    total = sum(zoo.weights_path(n).stat().st_size for n in zoo.installed())
-    assert total <= 40e6
+def test_weights_of_the_core_issue_fit_its_budget():
+    core = ["balle2018-hyperprior", "balle2017-factorized"]
+    assert sum(zoo.weights_path(n).stat().st_size for n in core) <= 40e6
+
+
+@pytest.mark.parametrize("name", ["minnen2018-joint", "minnen2018-checkerboard"])
+def test_context_models_ship_fp16_weights_with_provenance(name):
+    if name not in zoo.installed():
+        pytest.fail(f"{name} has no shipped weights")
+    codec = zoo.load(name)
+    assert codec.qualities >= 4 and zoo.index()[name]["provenance"]["steps"]
+    assert zoo.weights_path(name).stat().st_size < 25e6
 
 
 def test_header_records_the_weights_and_foreign_weights_are_refused():
