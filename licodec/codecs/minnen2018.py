@@ -18,6 +18,7 @@ the entropy-parameter network all run as integer networks, and the decoder visit
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from licodec.codecs.balle2017 import DEFAULT_LMBDAS, FactorizedPrior
 from licodec.codecs.balle2018 import MeanScaleHyperprior
 from licodec.codecs.base import Encoded, RDOutput
 from licodec.entropy import coder
-from licodec.entropy.context import MaskedConv2d, schedule
+from licodec.entropy.context import MaskedConv2d, one_thread, schedule
 from licodec.entropy.local import LocalDensities
 from licodec.errors import BitstreamError
 from licodec.quant import quantize
@@ -91,23 +92,29 @@ class JointAutoregressive(MeanScaleHyperprior):
         `step(index, means_fixed, rows, cols)` returns the symbols (M x n) of the n positions of one step, given
         their table indices and fixed-point means: the encoder rounds y, the decoder decodes the next chunk.
         """
+        y_hat = torch.zeros((1, self.config["M"], *psi.shape[-2:]), dtype=torch.long)
+        # The serial model's hundreds of small steps run best on one thread; the checkerboard's two large ones not.
+        with one_thread() if self.context_kind == "causal" else nullcontext():
+            for rows, cols, sees_context in schedule(self.context_kind, *psi.shape[-2:]):
+                self._step(y_hat, psi, rows, cols, sees_context, step)
+        return y_hat
+
+    def _step(self, y_hat: Tensor, psi: Tensor, rows: Tensor, cols: Tensor, sees_context: bool, step) -> None:
+        """Code the positions of one step of the schedule, writing their fixed-point values into y_hat."""
         context = self.integer("context")
         parameters = self.integer("entropy_parameters")
-        one = 1 << parameters.fraction_bits
         M = self.config["M"]
-        y_hat = torch.zeros((1, M, *psi.shape[-2:]), dtype=torch.long)
-        for rows, cols, sees_context in schedule(self.context_kind, *psi.shape[-2:]):
-            if sees_context:
-                phi = context.at(y_hat, rows, cols)
-            else:
-                phi = torch.zeros((len(rows), self.context.out_channels), dtype=torch.long)
-            features = torch.cat([psi[0, :, rows, cols].T, phi], dim=1)  # n x 4M
-            out = parameters(features.T[None, :, None, :])[0, :, 0, :]  # 2M x n
-            scales_fixed, means_fixed = out[:M], out[M:]
-            index = self.gaussian.index(scales_fixed, parameters.fraction_bits)
-            symbols = step(index, means_fixed, rows, cols)
-            y_hat[0, :, rows, cols] = torch.as_tensor(symbols, dtype=torch.long) * one + means_fixed
-        return y_hat
+        if sees_context:
+            phi = context.at(y_hat, rows, cols)
+        else:
+            phi = torch.zeros((len(rows), self.context.out_channels), dtype=torch.long)
+        features = torch.cat([psi[0, :, rows, cols].T, phi], dim=1)  # n x 4M
+        out = parameters(features.T[None, :, None, :])[0, :, 0, :]  # 2M x n
+        scales_fixed, means_fixed = out[:M], out[M:]
+        index = self.gaussian.index(scales_fixed, parameters.fraction_bits)
+        symbols = step(index, means_fixed, rows, cols)
+        one = 1 << parameters.fraction_bits
+        y_hat[0, :, rows, cols] = torch.as_tensor(symbols, dtype=torch.long) * one + means_fixed
 
     @torch.no_grad()
     def compress(self, x: Tensor, quality: int) -> Encoded:

@@ -13,11 +13,27 @@ decoder can visit the symbols.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 KINDS = ("causal", "checkerboard")
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a block on one thread: the wavefront loops are hundreds of small operations, which gain nothing from
+    more threads and lose a lot when the cores are shared (ten times slower with two threads on two busy cores).
+    Integer arithmetic: the results do not depend on it."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 def context_mask(kind: str, kernel: int) -> Tensor:
@@ -207,6 +223,12 @@ class VolumeContext(nn.Module):
         conditioning = None
         if self.condition is not None:
             conditioning = nets[-1](layers[0].to_fixed(condition)[None, None])[0]  # (filters, D, H, W)
+        with one_thread():
+            return self._walk(layers, activations, conditioning, fixed_values, coded, step, len(values))
+
+    def _walk(self, layers: list, activations: list, conditioning: Tensor | None, fixed_values: Tensor,
+              coded: Tensor, step, alphabet: int) -> Tensor:
+        shape = tuple(coded.shape)
         symbols = torch.full(shape, -1, dtype=torch.long)
         for d, i, j in schedule_3d(*shape):
             for k, net in enumerate(layers):
@@ -221,7 +243,7 @@ class VolumeContext(nn.Module):
             where = (d[inside], i[inside], j[inside])
             freqs = self.softmax(out[inside], layers[-1].fraction_bits)
             found = torch.as_tensor(step(freqs.numpy(), where), dtype=torch.long)
-            if found.numel() and (found.min() < 0 or found.max() >= len(values)):
+            if found.numel() and (found.min() < 0 or found.max() >= alphabet):
                 raise ValueError("symbol out of the alphabet")
             symbols[where] = found
             activations[0][(0, 0, *where)] = fixed_values[found]
