@@ -20,6 +20,7 @@ compression", ICCV 2019 [7]: global generative compression (GC), and selective g
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -202,10 +203,12 @@ class GenerativeCompression(Codec):
         """Flag byte 1 + learned per-channel tables, or flag 0 + equal probabilities, whichever is smaller."""
         channels = np.broadcast_to(np.arange(symbols.shape[0]).reshape(-1, 1), symbols.shape)
         learned = coder.encode(symbols, channels, self.symbol_priors.tables)
-        uniform = coder.encode(symbols, np.zeros_like(symbols), self._uniform_tables())
+        uniform = coder.encode(symbols, np.zeros_like(symbols), self._uniform_tables)
         return b"\x01" + learned if len(learned) < len(uniform) else b"\x00" + uniform
 
+    @cached_property
     def _uniform_tables(self):
+        """Equal probabilities over the centers: fixed-length coding, built once."""
         levels = self.quantizer.levels
         return quantize_pmfs([np.full(levels, 1.0 / levels)], [0.0], [0])
 
@@ -230,7 +233,7 @@ class GenerativeCompression(Codec):
             index = np.broadcast_to(np.arange(C).reshape(-1, 1), (C, count))
             coded = coder.decode(data[1:], index, self.symbol_priors.tables)
         else:
-            coded = coder.decode(data[1:], np.zeros((C, count), dtype=np.int64), self._uniform_tables())
+            coded = coder.decode(data[1:], np.zeros((C, count), dtype=np.int64), self._uniform_tables)
         if coded.size and (coded.min() < 0 or coded.max() >= self.quantizer.levels):
             raise BitstreamError("symbol out of the quantizer's alphabet")
         symbols = torch.zeros((1, total, h, w), dtype=torch.long)

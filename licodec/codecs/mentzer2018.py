@@ -127,10 +127,7 @@ class ConditionalProbability(Codec):
         """The symbols (M, H, W) in decoding order, -1 where masked (see `VolumeContext.visit`)."""
         M = self.config["M"]
         coded = torch.arange(M).view(-1, 1, 1) < count.unsqueeze(0)
-        try:
-            return self.context.visit(self.quantizer.centers.detach().flatten(), coded, step)
-        except ValueError as error:
-            raise BitstreamError(str(error)) from None
+        return self.context.visit(self.quantizer.centers.detach().flatten(), coded, step)
 
     def _latent(self, symbols: Tensor, level: float) -> Tensor:
         """The masked latent (1, M, H, W) in float64 from the symbols (-1: masked), before the inverse gain."""

@@ -28,7 +28,6 @@ from licodec.codecs.agustsson2019 import GenerativeCompression, PatchDiscriminat
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
-from licodec.errors import BitstreamError
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
 
@@ -238,10 +237,7 @@ class RealTimeAdaptive(Codec):
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
         coded = self._coded(planes, (padded_h // 8, padded_w // 8))
         decoder = coder.CategoricalDecoder(encoded.sections[0])
-        try:
-            bits = self.context.visit(torch.tensor([-1.0, 1.0]), coded, lambda freqs, where: decoder.decode(freqs))
-        except ValueError as error:
-            raise BitstreamError(str(error)) from None
+        bits = self.context.visit(torch.tensor([-1.0, 1.0]), coded, lambda freqs, where: decoder.decode(freqs))
         codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
         drop = self.config["bitplanes"] - planes
         middle = 2 ** (drop - 1) if drop > 0 else 0

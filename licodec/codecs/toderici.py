@@ -280,11 +280,8 @@ class FullResolution(RecurrentCodec):
         codes, previous = [], torch.zeros(shape)
         for section in encoded.sections:
             decoder = coder.CategoricalDecoder(section)
-            try:
-                symbols = self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
-                                             lambda freqs, where, decoder=decoder: decoder.decode(freqs), previous)
-            except ValueError as error:
-                raise BitstreamError(str(error)) from None
+            symbols = self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
+                                         lambda freqs, where, decoder=decoder: decoder.decode(freqs), previous)
             previous = symbols.float() * 2 - 1
             codes.append(previous.unsqueeze(0))
         return self.replay(codes)[..., : encoded.height, : encoded.width].clamp(0, 1)

@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from licodec.errors import BitstreamError
+
 KINDS = ("causal", "checkerboard")
 
 
@@ -244,7 +246,7 @@ class VolumeContext(nn.Module):
             freqs = self.softmax(out[inside], layers[-1].fraction_bits)
             found = torch.as_tensor(step(freqs.numpy(), where), dtype=torch.long)
             if found.numel() and (found.min() < 0 or found.max() >= alphabet):
-                raise ValueError("symbol out of the alphabet")
+                raise BitstreamError("symbol out of the context model's alphabet")
             symbols[where] = found
             activations[0][(0, 0, *where)] = fixed_values[found]
         return symbols
