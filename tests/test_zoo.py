@@ -69,3 +69,40 @@ def test_new_codecs_survive_the_weights_file(name):
     loaded = zoo.from_bytes(data)
     x = torch.rand(1, 3, 40, 70)
     assert loaded.compress(x, 2).sections == codec.compress(x, 2).sections
+
+
+@pytest.mark.parametrize("name", ["minnen2018-joint", "minnen2018-checkerboard", "lee2019-context-adaptive",
+                                  "mentzer2018-3dcnn"])
+def test_masked_convolutions_store_only_their_visible_taps(name):
+    from safetensors.torch import load as load_bytes
+
+    from tests.conftest import small_codec
+
+    codec = small_codec(name)
+    stored = load_bytes(zoo.to_bytes(codec, {"note": "test"}))
+    masked = {n: m for n, m in codec.named_modules() if isinstance(getattr(m, "mask", None), torch.Tensor)}
+    assert masked
+    for module_name, module in masked.items():
+        assert f"model.{module_name}.weight" not in stored
+        packed = stored[f"visible.{module_name}.weight"]
+        assert packed.shape[-1] == int(module.mask.count_nonzero()) < module.mask.numel()
+    loaded = zoo.from_bytes(zoo.to_bytes(codec, {"note": "test"}))
+    for module_name, module in masked.items():
+        mine = module.weight * module.mask
+        theirs = loaded.get_submodule(module_name).weight
+        assert torch.equal(theirs, mine.half().float())
+
+
+def test_a_weights_file_of_another_shape_is_refused():
+    from tests.conftest import small_codec
+
+    data = zoo.to_bytes(small_codec("minnen2018-joint"), {"note": "test"})
+    from safetensors.torch import load as load_bytes
+    from safetensors.torch import save as save_bytes
+
+    tensors = load_bytes(data)
+    del tensors["visible.context.weight"]
+    broken = save_bytes(tensors, metadata=zoo._metadata(data))
+    with pytest.raises(WeightsError, match="does not match"):
+        zoo.from_bytes(broken)
+

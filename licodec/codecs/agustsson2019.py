@@ -101,11 +101,11 @@ class GenerativeCompression(Codec):
 
     def __init__(self, widths: tuple[int, ...] = (60, 120, 240, 480, 960), bottlenecks: tuple[int, ...] = (2, 4, 8, 16),
                  centers: int = 5, residual_blocks: int = 9, mse_weight: float = 10.0,
-                 feature_weight: float = 10.0) -> None:
+                 feature_weight: float = 10.0, discriminator_widths: tuple[int, ...] = (64, 128, 256, 512)) -> None:
         bottlenecks = tuple(int(b) for b in bottlenecks)
         super().__init__(tuple(float(b) for b in bottlenecks), widths=list(widths), bottlenecks=list(bottlenecks),
                          centers=centers, residual_blocks=residual_blocks, mse_weight=mse_weight,
-                         feature_weight=feature_weight)
+                         feature_weight=feature_weight, discriminator_widths=list(discriminator_widths))
         self.config.pop("lmbdas")
         C = max(bottlenecks)
         self.analysis = nn.Sequential(
@@ -178,7 +178,7 @@ class GenerativeCompression(Codec):
 
     def build_discriminator(self) -> nn.Module:
         """A fresh discriminator for training (it is not part of the shipped weights)."""
-        return PatchDiscriminator()
+        return PatchDiscriminator(tuple(self.config["discriminator_widths"]))
 
     # --- coding ---------------------------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 `save` rounds the weights to fp16 first and freezes the tables from the rounded weights, so the tables describe
 exactly the model that `load` rebuilds. The file's SHA-256 identifies the weights in every bitstream header.
+A masked convolution stores only its visible taps (`visible.` keys): the rest are zero by construction and were
+about half of a context model's kernel bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +33,17 @@ def weights_path(name: str) -> Path:
 def _table_owners(codec: Codec) -> dict[str, torch.nn.Module]:
     return {name: module for name, module in codec.named_modules() if hasattr(module, "tables")}
 
+def _masked(codec: Codec) -> dict[str, torch.nn.Module]:
+    """The masked convolutions of `codec` (modules with a fixed `mask` buffer over their kernel)."""
+    return {name: module for name, module in codec.named_modules()
+            if isinstance(getattr(module, "mask", None), torch.Tensor) and hasattr(module, "weight")}
+
+
+def _visible(module: torch.nn.Module) -> torch.Tensor:
+    """Boolean map of the kernel taps that the mask keeps, shape of the kernel's spatial dimensions."""
+    return module.mask.reshape(module.mask.shape[2:]) != 0
+
+
 def to_bytes(codec: Codec, provenance: dict) -> bytes:
     """Round `codec` to fp16, freeze its tables and serialize it (see the module docstring)."""
     with torch.no_grad():
@@ -41,6 +54,8 @@ def to_bytes(codec: Codec, provenance: dict) -> bytes:
     for key, value in codec.state_dict().items():
         is_parameter = key in dict(codec.named_parameters())
         tensors[f"model.{key}"] = value.half() if is_parameter else value
+    for name, module in _masked(codec).items():
+        tensors[f"visible.{name}.weight"] = tensors.pop(f"model.{name}.weight")[:, :, _visible(module)]
     for name, module in _table_owners(codec).items():
         tensors.update(module.tables.to_tensors(f"tables.{name}"))
     metadata = {
@@ -71,7 +86,16 @@ def from_bytes(data: bytes) -> Codec:
     codec = codec_class(metadata["codec"])(**json.loads(metadata["config"]))
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
              for k, v in tensors.items() if k.startswith("model.")}
-    codec.load_state_dict(state)
+    try:
+        for name, module in _masked(codec).items():
+            if f"{name}.weight" in state:  # a file written before visible-tap storage
+                continue
+            full = torch.zeros_like(module.weight)
+            full[:, :, _visible(module)] = tensors[f"visible.{name}.weight"].float()
+            state[f"{name}.weight"] = full
+        codec.load_state_dict(state)
+    except (KeyError, RuntimeError) as error:
+        raise WeightsError(f"weights file does not match codec {metadata['codec']!r} ({error})") from None
     for name, module in _table_owners(codec).items():
         module.tables = CdfTables.from_tensors(tensors, f"tables.{name}")
     codec.prepare()

@@ -132,3 +132,30 @@ def test_damaged_files_decode_or_report(small_file):
         with pytest.raises(LicodecError):
             decompress_tensor(small_file[:end])
     assert_damage_is_handled(small_file, 60, 0)
+
+
+@pytest.mark.parametrize("name", ["minnen2018-joint", "minnen2018-checkerboard"])
+def test_slim_side_networks_are_smaller_and_code_exactly(name):
+    from licodec import zoo
+    from licodec.registry import codec_class
+
+    def size(codec):
+        return sum(p.numel() for p in codec.parameters())
+
+    wide = codec_class(name)(N=32, M=48)
+    slim = codec_class(name)(N=32, M=48, slim=True)
+    assert slim.config["slim"] and "slim" not in wide.config
+    assert size(slim.hyper_synthesis) < size(wide.hyper_synthesis) / 2
+    assert size(slim.entropy_parameters) < size(wide.entropy_parameters)
+    torch.manual_seed(1)
+    codec = codec_class(name)(N=16, M=24, lmbdas=(0.01, 0.05), slim=True)
+    codec.update()
+    codec.eval()
+    codec.weights_hash = "00" * 8
+    loaded = zoo.from_bytes(zoo.to_bytes(codec, {"note": "test"}))  # the file rebuilds the slim layout
+    x = _image(70, 45)
+    encoded = loaded.compress(x, 2)
+    assert loaded.compress(x, 2).sections == codec.compress(x, 2).sections
+    with torch.no_grad():
+        expected = loaded.synthesise(_encoder_latent(loaded, x, 2).double() / 1024, 1, encoded)
+        assert torch.equal(loaded.decompress(encoded), expected)
