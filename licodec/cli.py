@@ -408,7 +408,8 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
               help="Which published curves to draw: comma-separated names (or name fragments).")
 @click.option("--published-dataset", default="kodak", show_default=True,
               help="Which dataset's published results to use (kodak, tecnick, clic2020-professional, ...).")
-@click.option("--crop-bpp", default=0.3, show_default=True, help="Target bpp of the side-by-side crops.")
+@click.option("--crop-bpp", default=0.3, show_default=True,
+              help="Side-by-side crops: each codec at its rate nearest this (all its settings searched).")
 @click.option("--limit", default=0, help="Use only the first N images (0: all).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
 def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,

@@ -95,6 +95,12 @@ class ClassicalCodec:
     settings: tuple[float, ...]
     encoder: Encoder
     decoder: Callable[[bytes], np.ndarray] = _pillow_decode
+    reach: tuple[float, ...] = ()  # every setting the codec takes, by increasing rate (default: the sweep)
+
+    @property
+    def all_settings(self) -> tuple[float, ...]:
+        """The settings a search for a target rate may try: the codec's whole range, not only the sweep."""
+        return self.reach or self.settings
 
     def encode(self, image: np.ndarray, setting: float) -> bytes:
         """HxWx3 uint8 -> the bytes of a file."""
@@ -108,25 +114,28 @@ class ClassicalCodec:
 _QUALITY_5_95 = tuple(range(5, 100, 5))
 _QUALITY_10_90 = tuple(range(10, 100, 10))
 _J2K_RATES = (0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0)
+_QUALITY_1_100 = tuple(range(1, 101))
+_J2K_ALL = tuple(round(0.01 * 1.05**k, 4) for k in range(118))  # 0.01 .. about 3 bpp
+_JXL_ALL = tuple(round(25 * 0.97**k, 3) for k in range(134))  # distance 25 (smallest) .. about 0.4
 
 CLASSICAL = {
     codec.name: codec
     for codec in (
         ClassicalCodec("jpeg", "JPEG 4:2:0 (libjpeg-turbo, Pillow)", _QUALITY_5_95,
-                       _pillow_encoder("JPEG", subsampling="4:2:0")),
+                       _pillow_encoder("JPEG", subsampling="4:2:0"), reach=_QUALITY_1_100),
         ClassicalCodec("jpeg444", "JPEG 4:4:4 (libjpeg-turbo, Pillow)", _QUALITY_5_95,
-                       _pillow_encoder("JPEG", subsampling="4:4:4")),
+                       _pillow_encoder("JPEG", subsampling="4:4:4"), reach=_QUALITY_1_100),
         ClassicalCodec("jpeg2000", "JPEG 2000, OpenJPEG defaults: 5/3 wavelet, YCbCr (Pillow)", _J2K_RATES,
-                       _jpeg2000_encoder(irreversible=False)),
+                       _jpeg2000_encoder(irreversible=False), reach=_J2K_ALL),
         ClassicalCodec("jpeg2000-97", "JPEG 2000, 9/7 wavelet, YCbCr (OpenJPEG, Pillow)", _J2K_RATES,
-                       _jpeg2000_encoder(irreversible=True)),
+                       _jpeg2000_encoder(irreversible=True), reach=_J2K_ALL),
         ClassicalCodec("webp", "WebP (libwebp, Pillow, method 6)", _QUALITY_5_95,
-                       _pillow_encoder("WEBP", method=6)),
+                       _pillow_encoder("WEBP", method=6), reach=_QUALITY_1_100),
         ClassicalCodec("avif", "AVIF, AV1 intra 4:4:4 (libavif, Pillow)", _QUALITY_10_90,
-                       _pillow_encoder("AVIF", subsampling="4:4:4")),
+                       _pillow_encoder("AVIF", subsampling="4:4:4"), reach=_QUALITY_1_100),
         ClassicalCodec("heif", "HEIF, HEVC intra 4:4:4 (libheif + x265, pillow-heif)", (10, 20, 30, 40, 50, 60, 70),
-                       _heif, _heif_decode),
+                       _heif, _heif_decode, reach=_QUALITY_1_100),
         ClassicalCodec("jpegxl", "JPEG XL (libjxl, imagecodecs, effort 7)",
-                       (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0), _jpegxl, _jpegxl_decode),
+                       (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0), _jpegxl, _jpegxl_decode, reach=_JXL_ALL),
     )
 }

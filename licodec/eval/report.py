@@ -78,8 +78,32 @@ def cross_check(curves: dict[str, list[dict]], published: list, anchor: str) -> 
     return "\n".join(lines) + "\n"
 
 
+def nearest_rate(coder, x, target_bpp: float) -> tuple[float, bytes, object]:
+    """The setting of `coder` whose file of `x` is nearest `target_bpp`, found by bisection over all the settings
+    the codec takes (its rate grows with them): (setting, bytes, reconstruction). A target outside the codec's
+    range gives its nearest end: the closest rate it can reach."""
+    settings = coder.all_settings()
+    pixels = x.shape[-2] * x.shape[-1]
+    coded = {}
+
+    def bpp(k: int) -> float:
+        if k not in coded:
+            data, x_hat, _, _ = coder.code(x, settings[k])
+            coded[k] = (len(data) * 8 / pixels, data, x_hat)
+        return coded[k][0]
+
+    low, high = 0, len(settings) - 1
+    if bpp(low) < target_bpp < bpp(high):
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (middle, high) if bpp(middle) <= target_bpp else (low, middle)
+    best = min((low, high), key=lambda k: abs(bpp(k) - target_bpp))
+    return settings[best], coded[best][1], coded[best][2]
+
+
 def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
-    """Side-by-side crops of one image: each codec at its setting nearest `crop_bpp`, and the original."""
+    """Side-by-side crops of one image: each codec at the setting whose rate on that image is nearest `crop_bpp`
+    (searched over all its settings, not only the evaluated ones), and the original."""
     from licodec.eval.metrics import psnr
     from licodec.eval.run import Coder
     from licodec.io import read_image, to_pil
@@ -95,13 +119,11 @@ def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
     to_pil(x[..., top : top + size, left : left + size]).save(original)
     crops = [{"codec": f"original ({path.name})", "bpp": None, "psnr": None, "image": original, "group": path.name}]
     for codec in dict.fromkeys(p.codec for p in points):
-        candidates = [p for p in points if p.codec == codec and p.image == path.name]
-        best = min(candidates, key=lambda p: abs(p.bpp - crop_bpp))
-        _, x_hat, _, _ = Coder(codec).code(x, best.quality)
+        setting, data, x_hat = nearest_rate(Coder(codec), x, crop_bpp)
         target = crop_dir / f"{codec}.png"
         to_pil(x_hat[..., top : top + size, left : left + size]).save(target)
-        crops.append({"codec": f"{codec} @ {best.quality:g}", "bpp": best.bpp, "psnr": psnr(x, x_hat),
-                      "image": target, "group": path.name})
+        crops.append({"codec": f"{codec} @ {setting:g}", "bpp": len(data) * 8 / (height * width),
+                      "psnr": psnr(x, x_hat), "image": target, "group": path.name})
     return crops
 
 

@@ -52,13 +52,22 @@ class Coder:
             self.learned = load(name)
             self.settings = tuple(range(1, self.learned.qualities + 1))
 
+    def all_settings(self) -> tuple[float, ...]:
+        """Every setting a search for a target rate may try, by increasing rate: a classical codec's whole range;
+        a learned codec's qualities in 1/16 steps (its trained levels only where qualities count something)."""
+        if self.classical is not None:
+            return self.classical.all_settings
+        if self.learned.quality_unit is not None:
+            return self.settings
+        return tuple(1 + k / 16 for k in range(16 * (self.learned.qualities - 1) + 1))
+
     def code(self, x: torch.Tensor, setting: float) -> tuple[bytes, torch.Tensor, float, float]:
         """Encode and decode for real; returns the bytes, the reconstruction and both times."""
         if self.classical is None:
             from licodec.api import compress_tensor, decompress_tensor
 
             start = time.perf_counter()
-            data = compress_tensor(x, 3, self.learned, int(setting))
+            data = compress_tensor(x, 3, self.learned, setting)
             middle = time.perf_counter()
             x_hat, _ = decompress_tensor(data)
             return data, x_hat, middle - start, time.perf_counter() - middle

@@ -30,3 +30,29 @@ def test_eval_command_on_two_images(tmp_path):
     assert "rd_psnr.png" in html and "crops/jpeg.png" in html
     assert (out / "rd_psnr.png").stat().st_size > 1000 and (out / "rd_ms-ssim.png").exists()
     assert "Cross-check" in (out / "report.md").read_text()
+
+
+def test_crops_take_the_rate_nearest_the_target_among_all_settings():
+    import torch
+
+    from licodec.eval.report import nearest_rate
+    from licodec.eval.run import Coder
+    from licodec.io import read_image
+
+    x, _ = read_image(kodak_image(23))
+    x = x[..., :96, :128]
+    jpeg = Coder("jpeg")
+    every = {q: len(jpeg.code(x, q)[0]) * 8 / (96 * 128) for q in jpeg.all_settings()}
+    assert min(jpeg.all_settings()) < min(jpeg.settings)  # more than the sweep: the codec's whole range
+    target = (every[30] + every[31]) / 2 + 0.01
+    setting, data, x_hat = nearest_rate(jpeg, x, target)
+    assert abs(len(data) * 8 / (96 * 128) - target) == min(abs(b - target) for b in every.values())
+    assert x_hat.shape == x.shape
+    # Below the codec's range: its lowest rate, the closest it can reach.
+    assert nearest_rate(jpeg, x, 0.001)[0] == 1
+    hyperprior = Coder("balle2018-hyperprior")
+    settings = hyperprior.all_settings()
+    assert settings[1] - settings[0] == 1 / 16 and settings[-1] == hyperprior.settings[-1]
+    setting, data, _ = nearest_rate(hyperprior, x, 0.4)
+    assert 1 <= setting <= 6 and abs(len(data) * 8 / (96 * 128) - 0.4) < 0.1
+    assert torch.is_tensor(x_hat)
