@@ -246,7 +246,8 @@ def zoo(as_json: bool) -> None:
             click.echo("    weights: none shipped")
             continue
         click.echo(f"    weights: {entry['file']} ({entry['bytes'] / 1e6:.1f} MB, hash {entry['hash']}), "
-                   f"qualities 1-{entry['qualities']}, lambdas {entry['lmbdas']}")
+                   f"qualities 1-{entry['qualities']}"
+                   + (f", lambdas {entry['lmbdas']}" if entry["lmbdas"] else ""))
         if entry["provenance"]:
             click.echo("    trained: " + ", ".join(f"{k} {v}" for k, v in entry["provenance"].items()))
     click.echo("\ndatasets of the field:")

@@ -135,8 +135,8 @@ def index() -> dict:
             "file": path.name,
             "bytes": len(data),
             "hash": digest(data),
-            "qualities": len(config["lmbdas"]),
-            "lmbdas": config["lmbdas"],
+            "qualities": codec_class(metadata["codec"])(**config).qualities,  # lambdas, bottlenecks, iterations
+            "lmbdas": config.get("lmbdas", []),
             "config": config,
             "provenance": json.loads(metadata.get("provenance", "{}")),
         }
