@@ -14,10 +14,11 @@ KODAK = SHARED / "data" / "kodak"
 TRAIN = SHARED / "data" / "train"
 
 
-def small_codec(name: str, seed: int = 0):
-    """A tiny codec of `name` with random weights, tables frozen and a fake weights hash."""
+def small_codec(name: str, seed: int = 0, **options):
+    """A tiny codec of `name` (with constructor `options`) with random weights, tables frozen and a fake weights
+    hash."""
     torch.manual_seed(seed)
-    codec = codec_class(name)(N=16, M=24, lmbdas=(0.01, 0.05))
+    codec = codec_class(name)(N=16, M=24, lmbdas=(0.01, 0.05), **options)
     # Spread the quantiles a little so tables are not trivially narrow.
     codec.update()
     codec.eval()

@@ -147,11 +147,7 @@ def test_slim_side_networks_are_smaller_and_code_exactly(name):
     assert slim.config["slim"] and "slim" not in wide.config
     assert size(slim.hyper_synthesis) < size(wide.hyper_synthesis) / 2
     assert size(slim.entropy_parameters) < size(wide.entropy_parameters)
-    torch.manual_seed(1)
-    codec = codec_class(name)(N=16, M=24, lmbdas=(0.01, 0.05), slim=True)
-    codec.update()
-    codec.eval()
-    codec.weights_hash = "00" * 8
+    codec = small_codec(name, seed=1, slim=True)
     loaded = zoo.from_bytes(zoo.to_bytes(codec, {"note": "test"}))  # the file rebuilds the slim layout
     x = _image(70, 45)
     encoded = loaded.compress(x, 2)
