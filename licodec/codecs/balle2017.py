@@ -134,7 +134,11 @@ QUANTIZERS = ("uniform", "admm", "nonuniform", "vq")
 class IndexedLatent(nn.Module):
     """A latent quantized to indices (non-uniform levels [12] or vector centers [13]) and coded with a learned
     categorical per quality level and channel group. The training rate is the expected code length under the
-    soft assignment, sum_l a_l (-log2 p_l), which is differentiable in the latent, as in [13]."""
+    soft assignment, sum_l a_l (-log2 p_l), which is differentiable in the latent, as in [13].
+
+    The categoricals start from the histogram of the indices of the first training batch: from equal logits
+    they would need thousands of steps at the transforms' learning rate just to reach the latent's statistics.
+    """
 
     def __init__(self, kind: str, levels: int, channels: int, options: dict) -> None:
         super().__init__()
@@ -145,6 +149,7 @@ class IndexedLatent(nn.Module):
                                         options.get("sigma", 1.0), options.get("spread", 4.0))
         self.groups = channels // getattr(self.quantizer, "dim", 1)
         self.priors = CategoricalPriors(levels * self.groups, self.quantizer.alphabet)
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
 
     def _table(self, level: Tensor) -> Tensor:
         """Table of each (sample, group): level * groups + group, shape (N, G)."""
@@ -153,6 +158,8 @@ class IndexedLatent(nn.Module):
     def forward(self, y: Tensor, quality: Tensor) -> tuple[Tensor, Tensor]:
         """(y_hat, likelihood per group element) for training or evaluation."""
         y_hat, indices = self.quantizer(y)
+        if self.training and not bool(self.fitted):
+            self.fit(indices)
         log_p = torch.log_softmax(self.priors.logits[self._table(quality)], dim=2)  # (N, G, L)
         if self.training:
             expected = (self.quantizer.assignment(y) * log_p[..., None, None]).sum(2)
@@ -160,6 +167,17 @@ class IndexedLatent(nn.Module):
             expected = torch.gather(log_p[..., None, None].expand(*indices.shape[:2], -1, *indices.shape[2:]),
                                     2, indices.unsqueeze(2)).squeeze(2)
         return y_hat, torch.exp(expected).clamp(min=1e-9)
+
+    @torch.no_grad()
+    def fit(self, indices: Tensor) -> None:
+        """Set every level's categoricals to the smoothed histogram of `indices` (N, G, H, W), group by group."""
+        alphabet = self.quantizer.alphabet
+        counts = torch.zeros(self.groups, alphabet, device=indices.device)
+        counts.scatter_add_(1, indices.transpose(0, 1).flatten(1), torch.ones_like(indices, dtype=counts.dtype)
+                            .transpose(0, 1).flatten(1))
+        logits = torch.log((counts + 1) / (counts + 1).sum(1, keepdim=True))
+        self.priors.logits.copy_(logits.repeat(self.priors.logits.shape[0] // self.groups, 1))
+        self.fitted.fill_(True)
 
     def update(self) -> None:
         """Freeze the categorical tables."""

@@ -53,8 +53,9 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 
 def _is_density(name: str) -> bool:
-    """Parameters of a factorized density (other than its quantiles, which the aux loss trains)."""
-    return "densities." in name and not name.endswith("quantiles")
+    """Parameters of a learned density: factorized densities (other than their quantiles, which the aux loss
+    trains) and categorical priors."""
+    return ("densities." in name or "priors." in name) and not name.endswith("quantiles")
 
 
 def _world() -> tuple[int, int]:

@@ -76,3 +76,31 @@ def test_factorized_codec_with_each_quantizer_round_trips(quantizer, options):
         expected = codec.synthesise(y_hat.double(), 1.0, Encoded([], 40, 56, 2))
     assert torch.allclose(decoded, expected, atol=1e-6)
     assert abs(8 * len(encoded.sections[0]) - estimate) <= 0.05 * estimate + 64
+
+
+@pytest.mark.parametrize("quantizer,options", [("nonuniform", {"levels": 8}), ("vq", {"centers": 16, "dim": 2})])
+def test_index_categoricals_start_from_the_first_batch_histogram(quantizer, options):
+    torch.manual_seed(0)
+    codec = codec_class("balle2017-factorized")(N=16, M=24, lmbdas=(0.01, 0.05), quantizer=quantizer,
+                                                 quantizer_options=options).train()
+    x = torch.rand(2, 3, 64, 64)
+    indexed = codec.indexed
+    indices = indexed.quantizer(codec.transform(codec.analysis, x) * codec.gain.gain(torch.tensor([0, 1])))[1]
+    codec(x, torch.tensor([0, 1]))
+    assert bool(indexed.fitted)
+    logits = indexed.priors.logits.detach()
+    for group in range(indexed.groups):
+        counts = torch.bincount(indices[:, group].flatten(), minlength=indexed.quantizer.alphabet)
+        assert int(logits[group].argmax()) == int(counts.argmax())  # every level's table, group by group
+        assert int(logits[indexed.groups + group].argmax()) == int(counts.argmax())
+    before = logits.clone()
+    codec(x, torch.tensor([0, 1]))
+    assert torch.equal(before, indexed.priors.logits.detach())  # fitted once, then learned
+
+
+def test_categorical_priors_train_at_the_density_learning_rate():
+    from licodec.train.loop import _is_density
+
+    assert _is_density("indexed.priors.logits") and _is_density("symbol_priors.logits")
+    assert _is_density("densities.0.matrices.1") and not _is_density("densities.0.quantiles")
+    assert not _is_density("analysis.0.weight")
