@@ -412,21 +412,29 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
 @click.option("--crop-bpp", default=0.3, show_default=True,
               help="Side-by-side crops: each codec at its rate nearest this (all its settings searched).")
 @click.option("--limit", default=0, help="Use only the first N images (0: all).")
+@click.option("--thumbnails", default=0, type=click.IntRange(min=0),
+              help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUT/"
+                   "thumbnails), as [1] does with 32 (0: the images as they are).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
 def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
-             published_curves: str, published_dataset: str, crop_bpp: float, limit: int, jobs: int) -> None:
+             published_curves: str, published_dataset: str, crop_bpp: float, limit: int, thumbnails: int,
+             jobs: int) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
+    from licodec.eval.run import make_thumbnails
 
     names = [n.strip() for n in codec_list.split(",") if n.strip()]
     if anchor not in names:
         names.append(anchor)
     images = _dataset_images(dataset, root)[: limit or None]
+    if thumbnails:
+        images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
     points = run_evaluation(names, images, jobs=jobs)
     curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
+    title = Path(dataset).name + (f" ({thumbnails}x{thumbnails} thumbnails)" if thumbnails else "")
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,
-                          published_names=curves_to_draw, crop_bpp=crop_bpp, dataset=Path(dataset).name,
+                          published_names=curves_to_draw, crop_bpp=crop_bpp, dataset=title,
                           published_dataset=published_dataset)
     click.echo(report)
 

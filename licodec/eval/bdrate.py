@@ -24,15 +24,18 @@ def bd_rate(anchor: tuple[list[float], list[float]], test: tuple[list[float], li
     """BD-rate of `test` against `anchor` in percent (negative: fewer bits at equal quality).
 
     Each curve is (rates in bpp, qualities in dB). `method` is "cubic" (VCEG-M33) or "pchip" (VCEG-AL22). NaN when
-    the curves do not overlap in quality.
+    the curves do not overlap in quality or either has fewer than four points (none where the metric is undefined,
+    such as MS-SSIM on thumbnails).
     """
     import bjontegaard
 
     anchor_rates, anchor_quality = _monotone(*anchor)
     test_rates, test_quality = _monotone(*test)
+    if len(anchor_rates) < 4 or len(test_rates) < 4:
+        return math.nan
     low = max(anchor_quality.min(), test_quality.min())
     high = min(anchor_quality.max(), test_quality.max())
-    if high <= low or len(anchor_rates) < 4 or len(test_rates) < 4:
+    if high <= low:
         return math.nan
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -37,6 +37,7 @@ def test_bd_rate_of_a_uniformly_cheaper_curve():
     for method in ("cubic", "pchip"):
         assert bd_rate((rates, quality), (half, quality), method) == pytest.approx(-50.0, abs=1e-6)
     assert math.isnan(bd_rate((rates, quality), (rates, [q + 50 for q in quality])))
+    assert math.isnan(bd_rate((rates, quality), ([], [])))  # MS-SSIM undefined everywhere (thumbnails)
 
 
 def test_psnr_y_uses_bt601_luma():

@@ -56,3 +56,26 @@ def test_crops_take_the_rate_nearest_the_target_among_all_settings():
     setting, data, _ = nearest_rate(hyperprior, x, 0.4)
     assert 1 <= setting <= 6 and abs(len(data) * 8 / (96 * 128) - 0.4) < 0.1
     assert torch.is_tensor(x_hat)
+
+
+def test_eval_on_thumbnails(tmp_path):
+    from PIL import Image
+
+    from licodec.eval.run import make_thumbnails
+
+    kodak = kodak_image(1).parent
+    images = [kodak / "kodim01.png", kodak / "kodim04.png"]  # landscape and portrait
+    thumbnails = make_thumbnails(images, 32, tmp_path / "thumbs")
+    assert [p.name for p in thumbnails] == ["kodim01.png", "kodim04.png"]
+    assert all(Image.open(p).size == (32, 32) for p in thumbnails)
+    out = tmp_path / "out"
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
+                             "--jobs", "1", "--limit", "2", "--thumbnails", "32", "--dataset", str(kodak),
+                             "--out", str(out)], capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    results = json.loads((out / "results.json").read_text())
+    assert {p["image"] for p in results["points"]} == {"kodim01.png", "kodim02.png"}
+    for point in results["points"]:
+        assert point["bpp"] == 8 * point["bytes"] / (32 * 32)
+    assert "32x32 thumbnails" in (out / "report.html").read_text()
+    assert sorted(p.name for p in (out / "thumbnails").iterdir()) == ["kodim01.png", "kodim02.png"]
