@@ -30,6 +30,7 @@ from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
+from licodec.train.losses import bits_per_pixel, distortion
 
 LIKELIHOOD_BOUND = 1e-9
 SCALES = 3
@@ -177,15 +178,15 @@ class RealTimeAdaptive(Codec):
         return RDOutput(x_hat, {"bits": likelihood}, {"acr": self.acr(scaled)})
 
     def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
-        """lambda * 255^2 * MSE + alpha * ACR + the context model's bits (which train the context model; its
-        input bits carry no gradient). alpha follows the rate toward `target_bpp`."""
-        bpp = output.bits() / (x.shape[-2] * x.shape[-1])
-        mse = ((output.x_hat - x) ** 2).flatten(1).mean(1)
+        """lambda * D + alpha * ACR + the context model's bits (which train the context model; its input bits
+        carry no gradient). D is `metric`'s distortion (MSE in 8-bit units, or 1 - MS-SSIM); alpha follows the
+        rate toward `target_bpp`."""
+        bpp = bits_per_pixel(output, x)
         if self.training:
             with torch.no_grad():
                 self.alpha.mul_(1.01 if float(bpp.mean()) > self.config["target_bpp"] else 0.99)
         psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
-        loss = self.config["lmbda"] * 255**2 * mse + self.alpha * output.aux["acr"] + bpp
+        loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
         return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
 
     def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module) -> dict[str, Tensor]:

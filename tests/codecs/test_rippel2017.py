@@ -67,3 +67,15 @@ def test_damaged_files(codec, monkeypatch):
     monkeypatch.setattr(licodec.api, "load", lambda name, quality=None: codec)
     data = compress_tensor(torch.rand(1, 3, 24, 40), 3, codec, 3)
     assert_damage_is_handled(data, 30, 6)
+
+
+def test_loss_follows_the_training_metric(codec):
+    codec.train()
+    x = torch.rand(2, 3, 176, 176)
+    output = codec(x, torch.tensor([1, 2]))
+    alpha = float(codec.alpha)
+    mse = codec.loss(output, x, None, "mse")["loss"]
+    codec.alpha.fill_(alpha)
+    ssim = codec.loss(output, x, None, "ms-ssim")["loss"]
+    assert not torch.isclose(mse, ssim)
+    codec.eval()
