@@ -31,18 +31,21 @@ class CdfTables:
         return int(self.lengths.shape[0])
 
     def to_tensors(self, prefix: str) -> dict[str, torch.Tensor]:
-        """The tables as named int32 tensors, for a safetensors file (frequencies packed without padding)."""
+        """The tables as named tensors, for a safetensors file: frequencies packed without padding, each stored
+        as frequency - 1 in 16 bits (a frequency is 1 .. 2**16 - 1, every table having the escape as a second
+        symbol), the bits held in an int16 tensor; lengths and offsets int32."""
         packed = np.concatenate([self.freqs[t, : self.lengths[t] + 1] for t in range(self.count)])
         return {
-            f"{prefix}.freqs": torch.from_numpy(packed.astype(np.int32)),
+            f"{prefix}.freqs": torch.from_numpy((packed - 1).astype(np.uint16).view(np.int16)),
             f"{prefix}.lengths": torch.from_numpy(self.lengths.astype(np.int32)),
             f"{prefix}.offsets": torch.from_numpy(self.offsets.astype(np.int32)),
         }
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor], prefix: str) -> CdfTables:
-        """Inverse of `to_tensors`."""
-        packed = tensors[f"{prefix}.freqs"].numpy().astype(np.int32)
+        """Inverse of `to_tensors` (also reads the int32 frequencies that files written before stored)."""
+        stored = tensors[f"{prefix}.freqs"].numpy()
+        packed = stored.view(np.uint16).astype(np.int32) + 1 if stored.dtype == np.int16 else stored.astype(np.int32)
         lengths = tensors[f"{prefix}.lengths"].numpy().astype(np.int32)
         if packed.ndim != 1 or int((lengths + 1).sum()) != packed.size:
             raise ValueError(f"tables {prefix} are inconsistent with their lengths")

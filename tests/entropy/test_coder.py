@@ -78,3 +78,20 @@ def test_tables_survive_packing():
     np.testing.assert_array_equal(restored.freqs, tables.freqs)
     np.testing.assert_array_equal(restored.lengths, tables.lengths)
     np.testing.assert_array_equal(restored.offsets, tables.offsets)
+
+
+def test_tables_pack_frequencies_in_16_bits_and_read_the_old_int32_files():
+    import torch
+
+    from licodec.entropy.tables import PRECISION, CdfTables, quantize_pmfs
+
+    # The extremes: a certain symbol (frequency 2**16 - 1 beside its escape) and a flat table (frequencies 1).
+    tables = quantize_pmfs([np.array([1.0]), np.full(70000 // 2, 1.0)], [0.0, 0.0], [0, -5])
+    assert tables.freqs.max() == (1 << PRECISION) - 1 and tables.freqs[1, : tables.lengths[1] + 1].min() == 1
+    tensors = tables.to_tensors("t")
+    assert tensors["t.freqs"].dtype == torch.int16
+    restored = CdfTables.from_tensors(tensors, "t")
+    np.testing.assert_array_equal(restored.freqs, tables.freqs)
+    old = dict(tensors, **{"t.freqs": torch.from_numpy(np.concatenate(
+        [tables.freqs[t, : tables.lengths[t] + 1] for t in range(tables.count)]).astype(np.int32))})
+    np.testing.assert_array_equal(CdfTables.from_tensors(old, "t").freqs, tables.freqs)
