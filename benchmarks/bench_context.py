@@ -37,7 +37,7 @@ class Ours:
             self.codec, origin = zoo.load(name), "shipped weights"
         else:
             torch.manual_seed(0)
-            self.codec, origin = codec_class(name)(N=128, M=192), "random weights"
+            self.codec, origin = codec_class(name)(), "random weights"  # the defaults: N=128, M=192 here
             self.codec.update()
             self.codec.prepare()
             self.codec.weights_hash = "00" * 8

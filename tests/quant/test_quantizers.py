@@ -104,3 +104,26 @@ def test_categorical_priors_train_at_the_density_learning_rate():
     assert _is_density("indexed.priors.logits") and _is_density("symbol_priors.logits")
     assert _is_density("densities.0.matrices.1") and not _is_density("densities.0.quantiles")
     assert not _is_density("analysis.0.weight")
+
+
+def test_entropy_constrained_refit_spends_fewer_bits_than_plain_lloyd():
+    torch.manual_seed(0)
+    y = torch.randn(20000).view(1, 1, 100, 200)
+
+    def fitted(weight):
+        quantizer = NonUniformQuantizer(channels=1, levels=16, rate_weight=weight, lloyd_iterations=40)
+        quantizer.refit(y)
+        indices = quantizer.indices(y).flatten()
+        shares = torch.bincount(indices, minlength=16).double() / indices.numel()
+        entropy = float(-(shares[shares > 0] * shares[shares > 0].log2()).sum())
+        error = float(((quantizer.dequantize(quantizer.indices(y)) - y) ** 2).mean())
+        return quantizer.levels[0], entropy, error
+
+    plain_levels, plain_entropy, plain_error = fitted(0.0)
+    levels, entropy, error = fitted(NonUniformQuantizer(1).rate_weight)
+    assert float(torch.diff(plain_levels).min()) < 0.5  # plain Lloyd packs 16 levels into the bulk
+    centre = levels[(levels > -2) & (levels < 2)]
+    assert float(torch.diff(centre).min()) > 0.7  # near the unit step of the uniform quantizer it stands in for
+    assert entropy < plain_entropy - 0.5 and error > plain_error
+    # At high rate, entropy-constrained scalar quantization of a Gaussian reaches D ~ 1/12 at h(Y) - log2(1) bits.
+    assert abs(error - 1 / 12) < 0.03
