@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.errors import BitstreamError
+from licodec.nn.integer import LIMIT
 
 KINDS = ("causal", "checkerboard")
 
@@ -220,8 +221,9 @@ class VolumeContext(nn.Module):
         layers = nets[: len(self.layers)]
         fixed_values = layers[0].to_fixed(values)
         shape = tuple(coded.shape)
-        activations = [torch.zeros((1, 1, *shape), dtype=torch.long)]
-        activations += [torch.zeros((1, layer.out_channels, *shape), dtype=torch.long) for layer in self.layers[:-1]]
+        # Every layer's input, zero-padded once; fronts are written into the interior.
+        activations = [net.pad(torch.zeros((1, layer.in_channels, *shape), dtype=torch.long))
+                       for net, layer in zip(layers, self.layers)]
         conditioning = None
         if self.condition is not None:
             conditioning = nets[-1](layers[0].to_fixed(condition)[None, None])[0]  # (filters, D, H, W)
@@ -232,13 +234,15 @@ class VolumeContext(nn.Module):
               coded: Tensor, step, alphabet: int) -> Tensor:
         shape = tuple(coded.shape)
         symbols = torch.full(shape, -1, dtype=torch.long)
+        pd, pi, pj = layers[0].padding
         for d, i, j in schedule_3d(*shape):
             for k, net in enumerate(layers):
-                out = net.at(activations[k], d, i, j)
+                out = net.at_padded(activations[k], d, i, j)
                 if k == 0 and conditioning is not None:
                     out = out + conditioning[:, d, i, j].T
                 if k < len(layers) - 1:
-                    activations[k + 1][0, :, d, i, j] = torch.clamp(out, min=0).T
+                    qd, qi, qj = layers[k + 1].padding
+                    activations[k + 1][:, d + qd, i + qi, j + qj] = torch.clamp(out, 0, LIMIT).T
             inside = coded[d, i, j]
             if not inside.any():
                 continue
@@ -248,5 +252,5 @@ class VolumeContext(nn.Module):
             if found.numel() and (found.min() < 0 or found.max() >= alphabet):
                 raise BitstreamError("symbol out of the context model's alphabet")
             symbols[where] = found
-            activations[0][(0, 0, *where)] = fixed_values[found]
+            activations[0][0, where[0] + pd, where[1] + pi, where[2] + pj] = fixed_values[found].clamp(-LIMIT, LIMIT)
         return symbols

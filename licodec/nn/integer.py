@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-_LIMIT = 1 << 26  # activations are clamped here: |x| * |w| * fan-in stays below 2**53
+LIMIT = 1 << 26  # activations are clamped here: |x| * |w| * fan-in stays below 2**53
 
 
 class IntegerConvNet:
@@ -63,7 +63,7 @@ class IntegerConvNet:
 
     def __call__(self, x_fixed: Tensor) -> Tensor:
         """Evaluate on int64 fixed-point input; returns int64 fixed-point output with `fraction_bits`."""
-        x = torch.clamp(x_fixed.long(), -_LIMIT, _LIMIT)
+        x = torch.clamp(x_fixed.long(), -LIMIT, LIMIT)
         for kind, p in self.layers:
             if kind == "relu":
                 x = torch.clamp(x, min=0)
@@ -86,9 +86,28 @@ class IntegerConvNet:
         positions: what an autoregressive decoder needs, one wavefront at a time. Only the kernel taps that are
         non-zero for some channel (a masked convolution's visible neighbours) are gathered.
         """
+        return self.at_padded(self.pad(x_fixed), *coords)
+
+    def _single(self) -> dict:
         (kind, p), = self.layers
         if kind != "conv" or p["transposed"] or set(p["stride"]) != {1}:
             raise TypeError("IntegerConvNet.at evaluates a single stride-1 convolution")
+        return p
+
+    @property
+    def padding(self) -> tuple[int, ...]:
+        """The zero padding of a single convolution, per spatial axis."""
+        return tuple(self._single()["padding"])
+
+    def pad(self, x_fixed: Tensor) -> Tensor:
+        """One input (1, C, ...) clamped and zero-padded as `at_padded` reads it: (C, ...padded)."""
+        pads = [amount for size in reversed(self.padding) for amount in (size, size)]
+        return F.pad(torch.clamp(x_fixed[0].long(), -LIMIT, LIMIT), pads)
+
+    def at_padded(self, padded: Tensor, *coords: Tensor) -> Tensor:
+        """`at` on an input already padded by `pad` (a decoder keeps its activations that way and writes each
+        front into them, values within +-2**26, instead of padding the whole volume at every front)."""
+        p = self._single()
         weight = p["weight"]
         if len(coords) != weight.dim() - 2:
             raise ValueError(f"{weight.dim() - 2} coordinates expected")
@@ -96,8 +115,6 @@ class IntegerConvNet:
             taps = torch.nonzero(weight.abs().sum(dim=(0, 1)) > 0)
             p["taps"] = taps
             p["tap_weight"] = weight[(slice(None), slice(None), *taps.T)].reshape(weight.shape[0], -1).T.contiguous()
-        pads = [amount for size in reversed(p["padding"]) for amount in (size, size)]
-        padded = F.pad(torch.clamp(x_fixed[0].long(), -_LIMIT, _LIMIT), pads)
         taps = p["taps"]
         index = tuple(c[:, None] + taps[None, :, axis] for axis, c in enumerate(coords))
         patches = padded[(slice(None), *index)]  # (C, n, taps)
@@ -111,4 +128,4 @@ def _requantize(acc: Tensor, shift: Tensor) -> Tensor:
     half = torch.where(down > 0, torch.bitwise_left_shift(torch.ones_like(down), down - 1), 0)
     acc = torch.div(acc + half, torch.bitwise_left_shift(torch.ones_like(down), down), rounding_mode="floor")
     acc = acc * torch.bitwise_left_shift(torch.ones_like(shift), torch.clamp(-shift, min=0))
-    return torch.clamp(acc, -_LIMIT, _LIMIT)
+    return torch.clamp(acc, -LIMIT, LIMIT)

@@ -122,3 +122,37 @@ def test_integer_softmax_follows_the_float_softmax():
     assert (freqs >= 1).all() and (freqs.sum(1) <= 1 << 16).all()
     reference = torch.softmax(logits.double(), 1)
     assert torch.allclose(freqs.double() / freqs.sum(1, keepdim=True), reference, atol=2e-3)
+
+
+@pytest.mark.parametrize("conditioned", [False, True])
+def test_volume_walk_equals_the_integer_network_on_the_whole_volume(conditioned):
+    from licodec.entropy.context import VolumeContext
+
+    torch.manual_seed(0)
+    model = VolumeContext(3, filters=6, conditioned=conditioned)
+    for parameter in model.parameters():
+        parameter.data.normal_(0, 0.5)
+    shape = (5, 4, 6)
+    coded = torch.rand(shape) < 0.8
+    symbols = torch.where(coded, torch.randint(3, shape), torch.full(shape, -1))
+    values = torch.tensor([-1.0, 0.5, 2.0])
+    condition = torch.randn(shape) if conditioned else None
+    seen = torch.zeros((*shape, 3), dtype=torch.long)
+
+    def step(freqs, where):
+        seen[where] = torch.from_numpy(freqs)
+        return symbols[where]
+
+    assert torch.equal(model.visit(values, coded, step, condition), symbols)
+    # The reference: every layer of the integer network evaluated on the whole, final volume at once.
+    nets = model._nets()
+    fixed = nets[0].to_fixed(values)
+    h = torch.where(coded, fixed[symbols.clamp(min=0)], 0)[None, None]
+    for k, net in enumerate(nets[: len(model.layers)]):
+        h = net(h)
+        if k == 0 and conditioned:
+            h = h + nets[-1](nets[0].to_fixed(condition)[None, None])
+        if k < len(model.layers) - 1:
+            h = torch.clamp(h, min=0)
+    reference = model.softmax(h[0].permute(1, 2, 3, 0)[coded], nets[len(model.layers) - 1].fraction_bits)
+    assert torch.equal(seen[coded], reference)
