@@ -22,6 +22,9 @@ coding. Files are progressive: iteration t is section t of the .lic file, and an
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Iterable, Iterator
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -173,8 +176,8 @@ class RecurrentCodec(Codec):
             outputs.append(reconstruction + 0.5)
         return codes, outputs
 
-    def replay(self, codes: list[Tensor]) -> Tensor:
-        """The decoder alone: the reconstruction (in [0, 1]) after the given iterations' codes."""
+    def reconstructions(self, codes: Iterable[Tensor]) -> Iterator[Tensor]:
+        """The decoder alone: the reconstruction (in [0, 1]) after each iteration's codes, as they come."""
         states = None
         reconstruction = None
         for b in codes:
@@ -185,7 +188,20 @@ class RecurrentCodec(Codec):
                 reconstruction = prediction
             else:
                 reconstruction = reconstruction + prediction
-        return reconstruction + 0.5
+            yield reconstruction + 0.5
+
+    def decompress_each(self, encoded: Encoded) -> Iterator[Tensor]:
+        """The image after each iteration of the file, in order: iteration k's image is what a file of its
+        first k iterations decodes to, at the cost of decoding that file (progressive decoding)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """The image from the iterations present (any prefix), cropped to its size, in [0, 1]."""
+        last = deque(self.decompress_each(encoded), maxlen=1)
+        if not last:
+            raise BitstreamError("no iteration to decode")
+        return last[0]
 
     def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
         """[1], [2]: the mean absolute residual, summed over iterations; plus the context model's rate (which
@@ -273,18 +289,23 @@ class FullResolution(RecurrentCodec):
         return Encoded(sections, x.shape[-2], x.shape[-1], iterations)
 
     @torch.no_grad()
-    def decompress(self, encoded: Encoded) -> Tensor:
-        """The image from the iterations present (any prefix), cropped to its size, in [0, 1]."""
+    def decompress_each(self, encoded: Encoded) -> Iterator[Tensor]:
+        """The image after each iteration: each section's codes decoded with the context model (given the
+        previous iteration's), then one decoder step."""
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
         shape = (self.config["bits"], padded_h // 16, padded_w // 16)
-        codes, previous = [], torch.zeros(shape)
-        for section in encoded.sections:
-            decoder = coder.CategoricalDecoder(section)
-            symbols = self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
-                                         lambda freqs, where, decoder=decoder: decoder.decode(freqs), previous)
-            previous = symbols.float() * 2 - 1
-            codes.append(previous.unsqueeze(0))
-        return self.replay(codes)[..., : encoded.height, : encoded.width].clamp(0, 1)
+
+        def codes() -> Iterator[Tensor]:
+            previous = torch.zeros(shape)
+            for section in encoded.sections:
+                decoder = coder.CategoricalDecoder(section)
+                symbols = self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
+                                             lambda freqs, where, decoder=decoder: decoder.decode(freqs), previous)
+                previous = symbols.float() * 2 - 1
+                yield previous.unsqueeze(0)
+
+        for image in self.reconstructions(codes()):
+            yield image[..., : encoded.height, : encoded.width].clamp(0, 1)
 
 
 @register("toderici2016")
@@ -350,8 +371,8 @@ class PatchRecurrent(RecurrentCodec):
         return Encoded(sections, x.shape[-2], x.shape[-1], iterations)
 
     @torch.no_grad()
-    def decompress(self, encoded: Encoded) -> Tensor:
-        """The image from the iterations present, cropped to its size, in [0, 1]."""
+    def decompress_each(self, encoded: Encoded) -> Iterator[Tensor]:
+        """The image after each iteration, cropped to its size, in [0, 1]."""
         rows = -(-encoded.height // self.patch)
         cols = -(-encoded.width // self.patch)
         if self.config.get("network", "conv") == "dense":
@@ -359,11 +380,14 @@ class PatchRecurrent(RecurrentCodec):
         else:
             shape = (rows * cols, self.config["bits"], self.patch // 16, self.patch // 16)
         count = int(np.prod(shape))
-        codes = []
         for section in encoded.sections:
             if len(section) != (count + 7) // 8:
                 raise BitstreamError(f"an iteration holds {len(section)} bytes, expected {(count + 7) // 8}")
-            bits = np.unpackbits(np.frombuffer(section, dtype=np.uint8))[:count].reshape(shape)
-            codes.append(torch.from_numpy(bits.astype(np.float32)) * 2 - 1)
-        tiles = self.replay(codes)
-        return self.assemble(tiles, (rows, cols))[..., : encoded.height, : encoded.width].clamp(0, 1)
+
+        def codes() -> Iterator[Tensor]:
+            for section in encoded.sections:
+                bits = np.unpackbits(np.frombuffer(section, dtype=np.uint8))[:count].reshape(shape)
+                yield torch.from_numpy(bits.astype(np.float32)) * 2 - 1
+
+        for tiles in self.reconstructions(codes()):
+            yield self.assemble(tiles, (rows, cols))[..., : encoded.height, : encoded.width].clamp(0, 1)

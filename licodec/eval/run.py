@@ -6,8 +6,10 @@ codec once.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -81,6 +83,36 @@ class Coder:
         return data, x_hat, middle - start, decode_s
 
 
+    def code_all(self, x: torch.Tensor) -> Iterator[tuple[float, bytes, torch.Tensor, float, float]]:
+        """(setting, bytes, reconstruction, encode s, decode s) at every setting.
+
+        A progressive codec is coded once at its top quality: the file of k iterations is that file's first k
+        sections under a header saying k (the bytes `compress` writes for k iterations), and its image is the
+        decoder's after k iterations, its decode time the time to get there. Its encode time is measured only
+        for the whole file (NaN for the prefixes)."""
+        if self.classical is not None or not self.learned.progressive:
+            for setting in self.settings:
+                yield (setting, *self.code(x, setting))
+            return
+        from licodec.api import _pack, compress_tensor
+        from licodec.bitstream import unpack
+        from licodec.codecs.base import Encoded
+
+        codec = self.learned
+        start = time.perf_counter()
+        data = compress_tensor(x, 3, codec, self.settings[-1])
+        encode_s = time.perf_counter() - start
+        header, sections = unpack(data)
+        whole = Encoded(sections, header.height, header.width, header.quality)
+        start = time.perf_counter()
+        with torch.no_grad():
+            for k, x_hat in enumerate(codec.decompress_each(whole), start=1):
+                decode_s = time.perf_counter() - start
+                prefix = Encoded(sections[: codec.sections_for(k)], header.height, header.width, k)
+                yield (float(k), _pack(codec, prefix, 3), x_hat, encode_s if k == len(self.settings) else math.nan,
+                       decode_s)
+
+
 _CODERS: dict[str, Coder] = {}
 
 
@@ -96,9 +128,7 @@ def evaluate_image(path: Path, codecs: list[str]) -> list[Point]:
     height, width = x.shape[-2:]
     points = []
     for name in codecs:
-        coder = _coder(name)
-        for setting in coder.settings:
-            data, x_hat, encode_s, decode_s = coder.code(x, setting)
+        for setting, data, x_hat, encode_s, decode_s in _coder(name).code_all(x):
             points.append(Point(name, setting, path.name, len(data), 8 * len(data) / (height * width),
                                 psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s))
     return points

@@ -79,3 +79,25 @@ def test_eval_on_thumbnails(tmp_path):
         assert point["bpp"] == 8 * point["bytes"] / (32 * 32)
     assert "32x32 thumbnails" in (out / "report.html").read_text()
     assert sorted(p.name for p in (out / "thumbnails").iterdir()) == ["kodim01.png", "kodim02.png"]
+
+
+def test_progressive_codecs_are_evaluated_from_one_file(monkeypatch):
+    import math
+
+    import torch
+
+    import licodec.api
+    from licodec.api import compress_tensor, decompress_tensor
+    from licodec.eval.run import Coder
+    from tests.codecs.test_toderici import _small
+
+    codec = _small("toderici2017")
+    monkeypatch.setattr(licodec.api, "load", lambda name, quality=None: codec)
+    x = torch.rand(1, 3, 40, 72, generator=torch.Generator().manual_seed(3))
+    results = list(Coder("toderici2017").code_all(x))
+    assert [r[0] for r in results] == [1.0, 2.0, 3.0, 4.0]
+    for k, (_, data, x_hat, encode_s, decode_s) in enumerate(results, start=1):
+        assert data == compress_tensor(x, 3, codec, k)  # the very file compress writes for k iterations
+        assert torch.equal(x_hat, decompress_tensor(data)[0])
+        assert decode_s > 0 and (math.isnan(encode_s) if k < 4 else encode_s > 0)
+    assert [r[4] for r in results] == sorted(r[4] for r in results)
