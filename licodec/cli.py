@@ -359,13 +359,13 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
         dist.destroy_process_group()
 
 
-def _export(codec, path: str, provenance: dict) -> None:
+def _export(codec, path: str, provenance: dict, base: str | None = None) -> None:
     from licodec import zoo as weights
     from licodec.train.loop import fit_quantiles
 
     aux = fit_quantiles(codec)
     click.echo(f"quantiles fitted (aux loss {aux:.2f})", err=True)
-    digest = weights.save(codec, path, provenance)
+    digest = weights.save(codec, path, provenance, base)
     click.echo(f"wrote {path} (hash {digest})", err=True)
 
 
@@ -373,7 +373,9 @@ def _export(codec, path: str, provenance: dict) -> None:
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Weights file to write.")
 @click.option("--note", multiple=True, help="key=value provenance to record (hardware, time, ...).")
-def export(checkpoint: str, output: str, note: tuple[str, ...]) -> None:
+@click.option("--base", default=None, help="An installed codec whose weights file this one shares tensors with "
+                                           "(only the differing tensors are written).")
+def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None) -> None:
     """Export a training checkpoint as fp16 safetensors with integer tables (a zoo file)."""
     import torch
 
@@ -387,7 +389,7 @@ def export(checkpoint: str, output: str, note: tuple[str, ...]) -> None:
     for item in note:
         key, _, value = item.partition("=")
         provenance[key] = value
-    _export(codec, output, provenance)
+    _export(codec, output, provenance, base)
 
 
 DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"

@@ -119,3 +119,28 @@ def test_the_whole_zoo_fits_its_budget():
     sizes = {name: zoo.weights_path(name).stat().st_size for name in zoo.installed()}
     assert sum(sizes.values()) <= 80e6, sizes
     assert all(size <= 14e6 for name, size in sizes.items() if name != DEFAULT_CODEC), sizes
+
+
+def test_a_file_built_on_a_base_stores_only_what_differs(tmp_path, monkeypatch):
+    from safetensors.torch import load as load_bytes
+
+    from tests.codecs.test_toderici import _small
+
+    monkeypatch.setattr(zoo, "ZOO", tmp_path)
+    base = _small("toderici2016", cell="gru", reconstruction="additive")
+    (tmp_path / "toderici2016.safetensors").write_bytes(zoo.to_bytes(base, {"note": "base"}))
+    derived = _small("toderici2017")
+    derived.load_state_dict(base.state_dict(), strict=False)  # the same recurrent network, its own context model
+    data = zoo.to_bytes(derived, {"note": "derived"}, base="toderici2016")
+    stored = load_bytes(data)
+    assert stored and all(".context." in key for key in stored)
+    assert len(data) < len(zoo.to_bytes(derived, {"note": "derived"})) / 4
+    loaded = zoo.from_bytes(data)
+    x = torch.rand(1, 3, 32, 48)
+    assert loaded.compress(x, 3).sections == derived.compress(x, 3).sections
+    # Another base than the one recorded is refused, with the reason.
+    other = _small("toderici2016", cell="gru", reconstruction="additive", bits=32)
+    torch.nn.init.zeros_(other.decoder.out.weight)
+    (tmp_path / "toderici2016.safetensors").write_bytes(zoo.to_bytes(other, {"note": "other"}))
+    with pytest.raises(WeightsError, match="build on 'toderici2016'"):
+        zoo.from_bytes(data)

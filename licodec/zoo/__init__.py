@@ -4,6 +4,11 @@
 exactly the model that `load` rebuilds. The file's SHA-256 identifies the weights in every bitstream header.
 A masked convolution stores only its visible taps (`visible.` keys): the rest are zero by construction and were
 about half of a context model's kernel bytes.
+
+A file may name a base: another installed weights file (by codec name and hash) whose tensors it shares. It then
+stores only the tensors that differ from the base's, and loading takes the rest from the base, refusing a base
+whose hash is not the one recorded. toderici2017 is toderici2016's recurrent network plus a context model over its
+codes: its file holds the context model alone.
 """
 
 from __future__ import annotations
@@ -44,8 +49,9 @@ def _visible(module: torch.nn.Module) -> torch.Tensor:
     return module.mask.reshape(module.mask.shape[2:]) != 0
 
 
-def to_bytes(codec: Codec, provenance: dict) -> bytes:
-    """Round `codec` to fp16, freeze its tables and serialize it (see the module docstring)."""
+def to_bytes(codec: Codec, provenance: dict, base: str | None = None) -> bytes:
+    """Round `codec` to fp16, freeze its tables and serialize it (see the module docstring); with `base` (an
+    installed codec's name), only the tensors that differ from that file's are stored."""
     with torch.no_grad():
         for parameter in codec.parameters():
             parameter.copy_(parameter.half().float())
@@ -63,11 +69,17 @@ def to_bytes(codec: Codec, provenance: dict) -> bytes:
         "config": json.dumps(codec.config),
         "provenance": json.dumps(provenance),
     }
+    if base is not None:
+        base_data = weights_path(base).read_bytes()
+        shared = load_bytes(base_data)
+        tensors = {k: v for k, v in tensors.items()
+                   if not (k in shared and shared[k].dtype == v.dtype and torch.equal(shared[k], v))}
+        metadata.update(base=base, base_hash=digest(base_data))
     return save_bytes({k: v.contiguous() for k, v in tensors.items()}, metadata=metadata)
 
-def save(codec: Codec, path: str | Path, provenance: dict) -> str:
-    """Write `codec` as a weights file; returns its hash."""
-    data = to_bytes(codec, provenance)
+def save(codec: Codec, path: str | Path, provenance: dict, base: str | None = None) -> str:
+    """Write `codec` as a weights file (sharing `base`'s tensors, when given); returns its hash."""
+    data = to_bytes(codec, provenance, base)
     Path(path).write_bytes(data)
     return digest(data)
 
@@ -83,6 +95,8 @@ def from_bytes(data: bytes) -> Codec:
         metadata = _metadata(data)
     except (SafetensorError, ValueError, json.JSONDecodeError) as error:
         raise WeightsError(f"weights file is damaged ({error})") from None
+    if "base" in metadata:
+        tensors = {**_base_tensors(metadata["base"], metadata.get("base_hash", "")), **tensors}
     codec = codec_class(metadata["codec"])(**json.loads(metadata["config"]))
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
              for k, v in tensors.items() if k.startswith("model.")}
@@ -102,6 +116,15 @@ def from_bytes(data: bytes) -> Codec:
     codec.weights_hash = digest(data)
     codec.provenance = json.loads(metadata.get("provenance", "{}"))
     return codec
+
+def _base_tensors(name: str, expected: str) -> dict[str, torch.Tensor]:
+    """The tensors of the installed weights file a derived file builds on, checked against its recorded hash."""
+    path = weights_path(name)
+    data = path.read_bytes() if path.exists() else b""
+    if digest(data) != expected:
+        raise WeightsError(f"these weights build on {name!r} weights {expected[:12]}, which are not installed")
+    return load_bytes(data)
+
 
 def _metadata(data: bytes) -> dict[str, str]:
     header_length = int.from_bytes(data[:8], "little")
