@@ -12,7 +12,8 @@
   and of its neighbours; a masked 3D CNN (`VolumeContext`, integer at coding time) gives its probability.
 - Adaptive codelength regularization (ACR): alpha times the mean log-magnitude of the quantized coefficients and
   of their differences to their left and upper neighbours, the paper's penalty that makes the bitplanes
-  compressible; alpha adapts during training so that the estimated rate moves toward `target_bpp`.
+  compressible; alpha adapts during training so that the estimated rate moves toward `target_bpp`, within a
+  factor of 10 of its initial value.
 - Optional adversarial loss (`adversarial=True`): the multi-scale patch discriminator of `agustsson2019-gc`.
 - Rate control here: quality q keeps the q most significant bitplanes (1 .. B); training draws q per sample.
 """
@@ -185,6 +186,9 @@ class RealTimeAdaptive(Codec):
         if self.training:
             with torch.no_grad():
                 self.alpha.mul_(1.01 if float(bpp.mean()) > self.config["target_bpp"] else 0.99)
+                # Within a factor of 10 of its start: a target the model cannot reach at its current quality would
+                # otherwise grow alpha without bound until ACR is all the loss (seen: PSNR 17 dB after 800 steps).
+                self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
         psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
         loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
         return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}

@@ -79,3 +79,17 @@ def test_loss_follows_the_training_metric(codec):
     ssim = codec.loss(output, x, None, "ms-ssim")["loss"]
     assert not torch.isclose(mse, ssim)
     codec.eval()
+
+
+def test_acr_weight_adapts_within_bounds(codec):
+    codec.train()
+    x = torch.rand(1, 3, 32, 32)
+    codec.config["target_bpp"] = 0.0  # unreachable: alpha rises, but no further than 10x its start
+    for _ in range(300):
+        codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
+    assert float(codec.alpha) == pytest.approx(10 * codec.config["alpha"])
+    codec.config["target_bpp"] = 100.0
+    for _ in range(600):
+        codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
+    assert float(codec.alpha) == pytest.approx(codec.config["alpha"] / 10)
+    codec.eval()
