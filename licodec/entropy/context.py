@@ -219,7 +219,7 @@ class VolumeContext(nn.Module):
         """
         nets = self._nets()
         layers = nets[: len(self.layers)]
-        fixed_values = layers[0].to_fixed(values)
+        fixed_values = layers[0].to_fixed(values).clamp(-LIMIT, LIMIT)
         shape = tuple(coded.shape)
         # Every layer's input, zero-padded once; fronts are written into the interior.
         activations = [net.pad(torch.zeros((1, layer.in_channels, *shape), dtype=torch.long))
@@ -252,5 +252,5 @@ class VolumeContext(nn.Module):
             if found.numel() and (found.min() < 0 or found.max() >= alphabet):
                 raise BitstreamError("symbol out of the context model's alphabet")
             symbols[where] = found
-            activations[0][0, where[0] + pd, where[1] + pi, where[2] + pj] = fixed_values[found].clamp(-LIMIT, LIMIT)
+            activations[0][0, where[0] + pd, where[1] + pi, where[2] + pj] = fixed_values[found]
         return symbols

@@ -82,7 +82,6 @@ class Coder:
         x_hat = torch.from_numpy(np.array(decoded)).permute(2, 0, 1)[None].float() / 255
         return data, x_hat, middle - start, decode_s
 
-
     def code_all(self, x: torch.Tensor) -> Iterator[tuple[float, bytes, torch.Tensor, float, float]]:
         """(setting, bytes, reconstruction, encode s, decode s) at every setting.
 
