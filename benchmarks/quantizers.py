@@ -27,8 +27,9 @@ from licodec.io import read_image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def evaluate(codec, images) -> list[dict]:
-    """Mean bpp / PSNR / MS-SSIM per trained quality over `images`, and the share of zero latent symbols."""
+def evaluate(codec, images, zeros: bool = True) -> list[dict]:
+    """Mean bpp / PSNR / MS-SSIM per trained quality over `images`, and the share of zero latent symbols (NaN
+    unless `zeros`)."""
     points = []
     for quality in range(1, codec.qualities + 1):
         rows = []
@@ -37,7 +38,7 @@ def evaluate(codec, images) -> list[dict]:
             data = _pack(codec, encoded, 3)
             x_hat = codec.decompress(encoded)
             rows.append((len(data) * 8 / (x.shape[-2] * x.shape[-1]), float(psnr(x, x_hat)),
-                         float(ms_ssim(x, x_hat)), zero_share(codec, x, quality)))
+                         float(ms_ssim(x, x_hat)), zero_share(codec, x, quality) if zeros else float("nan")))
         bpp, quality_db, similarity, zeros = (statistics.fmean(column) for column in zip(*rows))
         points.append({"quality": quality, "bpp": bpp, "psnr": quality_db, "ms_ssim": similarity, "zeros": zeros})
     return points
@@ -51,6 +52,14 @@ def zero_share(codec, x, quality: int) -> float:
     if getattr(codec, "pruning", None) is not None:
         y = codec.pruning.prune(y)
     return float((torch.round(y) == 0).float().mean())
+
+
+def curve(points: list[dict], metric: str) -> tuple[list[float], list[float]]:
+    """(bpp, quality) of RD points for `bd_rate`; MS-SSIM in dB."""
+    values = [p[metric] for p in points]
+    if metric == "ms_ssim":
+        values = [ms_ssim_db(v) for v in values]
+    return [p["bpp"] for p in points], values
 
 
 def main() -> None:
@@ -76,12 +85,6 @@ def main() -> None:
             print(f"| {label} | {p['quality']} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} "
                   f"| {p['zeros']:.1%} |")
     baseline = next(iter(results.values()))
-
-    def curve(points, metric):
-        values = [p[metric] for p in points]
-        if metric == "ms_ssim":
-            values = [ms_ssim_db(v) for v in values]
-        return [p["bpp"] for p in points], values
 
     print("\n| quantizer | BD-rate vs uniform (PSNR) | (MS-SSIM dB) |")
     print("|---|---:|---:|")

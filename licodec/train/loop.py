@@ -210,15 +210,33 @@ def _initialize(codec: Codec, source: str) -> list[str]:
     if source.endswith(".safetensors"):
         from licodec import zoo
 
-        saved = zoo.from_bytes(Path(source).read_bytes()).state_dict()
+        model = zoo.from_bytes(Path(source).read_bytes())
+        saved, saved_lmbdas = model.state_dict(), getattr(model, "lmbdas", None)
     else:
-        saved = torch.load(source, map_location="cpu", weights_only=False)["model"]
+        checkpoint = torch.load(source, map_location="cpu", weights_only=False)
+        saved, saved_lmbdas = checkpoint["model"], checkpoint.get("codec_config", {}).get("lmbdas")
     own = codec.state_dict()
+    rows = _level_rows(getattr(codec, "lmbdas", None), saved_lmbdas)
+    if rows is not None:
+        # Per-quality tensors (the gain vectors) of a model trained for more levels: take the rows of this
+        # codec's lambdas, so that a per-rate model starts from that level of a variable-rate one.
+        levels = len(saved_lmbdas)
+        saved = {k: v[rows] if k in own and v.ndim and v.shape[0] == levels and own[k].shape[0] == len(rows)
+                 and own[k].shape[1:] == v.shape[1:] else v for k, v in saved.items()}
     matching = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
     if not matching:
         raise ValueError(f"{source} shares no weights with {codec.name}")
     codec.load_state_dict(matching, strict=False)
     return sorted(set(own) - set(matching))
+
+
+def _level_rows(own: list[float] | None, saved: list[float] | None) -> list[int] | None:
+    """Which of the saved model's quality levels are this codec's (each of its lambdas found there), or None when
+    the levels are the same or some lambda is not among the saved ones."""
+    if not own or not saved or list(own) == list(saved):
+        return None
+    rows = [next((i for i, s in enumerate(saved) if math.isclose(s, o, rel_tol=1e-6)), None) for o in own]
+    return None if None in rows else rows
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, codec: Codec) -> None:

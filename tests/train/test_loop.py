@@ -108,6 +108,20 @@ def test_bf16_transforms_and_warm_start(images, tmp_path):
         fit(_config(images, tmp_path / "i.ckpt", 1, precision="fp8"), progress=False)
 
 
+def test_per_rate_model_starts_from_its_level_of_a_variable_rate_one(images, tmp_path):
+    """[10]'s comparison: a one-lambda model warm-started from a variable-rate one takes that level's gains."""
+    import dataclasses
+
+    variable = fit(_config(images, tmp_path / "v.ckpt", 2), progress=False)
+    config = _config(images, tmp_path / "p.ckpt", 0, init=str(tmp_path / "v.ckpt"))
+    config = dataclasses.replace(config, codec_kwargs={**config.codec_kwargs, "lmbdas": [0.1]})
+    single = fit(config, progress=False)
+    assert list(single.lmbdas) == [0.1]
+    for name in ("gain.log_gain", "gain.log_inverse_gain"):
+        assert torch.equal(single.state_dict()[name], variable.state_dict()[name][1:]), name
+    assert torch.equal(single.state_dict()["analysis.0.weight"], variable.state_dict()["analysis.0.weight"])
+
+
 def test_fit_quantiles_brings_the_aux_loss_down(images, tmp_path):
     from licodec.train.loop import fit_quantiles
 
