@@ -67,8 +67,9 @@ class ConditionalProbability(Codec):
     multiple = 8
 
     def __init__(self, N: int = 128, M: int = 32, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, centers: int = 6,
-                 blocks: int = 3, context_filters: int = 24) -> None:
-        super().__init__(lmbdas, N=N, M=M, centers=centers, blocks=blocks, context_filters=context_filters)
+                 blocks: int = 3, context_filters: int = 24, importance_init: float = 4.0) -> None:
+        super().__init__(lmbdas, N=N, M=M, centers=centers, blocks=blocks, context_filters=context_filters,
+                         importance_init=importance_init)
         self.analysis = nn.Sequential(
             conv(3, N // 2), nn.ReLU(), conv(N // 2, N), nn.ReLU(),
             *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + 1),
@@ -79,7 +80,9 @@ class ConditionalProbability(Codec):
         )
         self.quantizer = SoftToHard(centers)
         self.gain = GainUnit(self.lmbdas, M)
-        self.importance_offset = nn.Parameter(torch.zeros(self.qualities))
+        # The map starts open (sigmoid(4) = 0.98 of the channels): the soft mask's gradient reaches only the channel
+        # at its edge, so channels closed early never reopen; started half closed, a training closed all but one.
+        self.importance_offset = nn.Parameter(torch.full((self.qualities,), float(importance_init)))
         self.counts = CategoricalPriors(self.qualities, M + 1)
         self.context = VolumeContext(centers, context_filters)
 

@@ -81,3 +81,12 @@ def test_damaged_files_decode_or_report(codec, monkeypatch):
     monkeypatch.setattr(licodec.api, "load", lambda name, quality=None: codec)
     data = compress_tensor(_image(24, 40), 3, codec, 1)
     assert_damage_is_handled(data, 40, 0)
+
+
+def test_the_importance_map_starts_open(codec):
+    """Channels closed early never reopen (the soft mask's gradient stops at its edge): training starts open."""
+    M = codec.config["M"]
+    with torch.no_grad():
+        raw = codec.transform(codec.analysis, _image(32, 32))
+        _, count = codec.importance(raw[:, M], torch.tensor([0]))
+    assert count.float().mean() > 0.9 * M
