@@ -37,7 +37,7 @@ def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
     for name, points in curves.items():
         for p in points:
             lines.append(f"| {name} | {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_y']:.2f} | "
-                         f"{p['ms_ssim']:.4f} | {p['encode_s']:.3f} | {p['decode_s']:.3f} |")
+                         f"{p['ms_ssim']:.4f} | {_seconds(p['encode_s'])} | {_seconds(p['decode_s'])} |")
     lines += ["", f"BD-rate against {anchor} (negative: fewer bits at equal quality)", "",
               "| codec | PSNR, cubic | PSNR, pchip | MS-SSIM dB, cubic | MS-SSIM dB, pchip |",
               "|---|---:|---:|---:|---:|"]
@@ -46,6 +46,11 @@ def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
                  for k in ("psnr cubic", "psnr pchip", "ms-ssim cubic", "ms-ssim pchip")]
         lines.append(f"| {row['codec']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _seconds(value: float) -> str:
+    """A time in the table; "-" where none was measured (a progressive codec's prefixes come from one encode)."""
+    return "-" if math.isnan(value) else f"{value:.3f}"
 
 
 #: Our codec name -> the published curve of the same codec (CompressAI's results on Kodak).

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -101,3 +102,13 @@ def test_progressive_codecs_are_evaluated_from_one_file(monkeypatch):
         assert torch.equal(x_hat, decompress_tensor(data)[0])
         assert decode_s > 0 and (math.isnan(encode_s) if k < 4 else encode_s > 0)
     assert [r[4] for r in results] == sorted(r[4] for r in results)
+
+
+def test_unmeasured_times_read_as_a_dash():
+    from licodec.eval.report import markdown_report
+
+    point = {"quality": 2.0, "bpp": 0.25, "psnr": 30.0, "psnr_y": 31.0, "ms_ssim": 0.95, "encode_s": math.nan,
+             "decode_s": 0.125}
+    row = next(line for line in markdown_report({"toderici2016": [point]}, "toderici2016").splitlines()
+               if line.startswith("| toderici2016 | 2"))
+    assert row.endswith("| - | 0.125 |") and "nan" not in row
