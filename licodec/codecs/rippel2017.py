@@ -15,7 +15,8 @@
 - Adaptive codelength regularization (ACR): alpha times the mean log-magnitude of the quantized coefficients and
   of their differences to their left and upper neighbours, the paper's penalty that makes the bitplanes
   compressible; alpha adapts during training so that the estimated rate moves toward `target_bpp`, within a
-  factor of 10 of its initial value.
+  factor of 10 of its initial value (`target_bpp=None`: alpha stays fixed; bitplane truncation, not ACR, then sets
+  the rate, and a target for the whole model means little when the rate varies sixfold with the planes kept).
 - Optional adversarial loss (`adversarial=True`): the multi-scale patch discriminator of `agustsson2019-gc`.
 - Rate control here: quality q keeps the q most significant bitplanes (1 .. B); training draws q per sample.
 """
@@ -111,7 +112,7 @@ class RealTimeAdaptive(Codec):
     quality_unit = "bitplanes"
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
-                 lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float = 0.5,
+                 lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
                  adversarial: bool = False, blocks: int = 2) -> None:
         super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
@@ -188,7 +189,7 @@ class RealTimeAdaptive(Codec):
         carry no gradient). D is `metric`'s distortion (MSE in 8-bit units, or 1 - MS-SSIM); alpha follows the
         rate toward `target_bpp`."""
         bpp = bits_per_pixel(output, x)
-        if self.training:
+        if self.training and self.config["target_bpp"] is not None:
             with torch.no_grad():
                 self.alpha.mul_(1.01 if float(bpp.mean()) > self.config["target_bpp"] else 0.99)
                 # Within a factor of 10 of its start: a target the model cannot reach at its current quality would

@@ -92,4 +92,7 @@ def test_acr_weight_adapts_within_bounds(codec):
     for _ in range(600):
         codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
     assert float(codec.alpha) == pytest.approx(codec.config["alpha"] / 10)
+    codec.config["target_bpp"] = None  # no target: alpha stays where it is
+    codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
+    assert float(codec.alpha) == pytest.approx(codec.config["alpha"] / 10)
     codec.eval()
