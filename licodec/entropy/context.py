@@ -221,7 +221,7 @@ class VolumeContext(nn.Module):
         layers = nets[: len(self.layers)]
         fixed_values = layers[0].to_fixed(values).clamp(-LIMIT, LIMIT)
         shape = tuple(coded.shape)
-        # Every layer's input, zero-padded once; fronts are written into the interior.
+        # Every layer's input, zero-padded once, channels last; fronts are written into the interior.
         activations = [net.pad(torch.zeros((1, layer.in_channels, *shape), dtype=torch.long))
                        for net, layer in zip(layers, self.layers)]
         conditioning = None
@@ -242,7 +242,7 @@ class VolumeContext(nn.Module):
                     out = out + conditioning[:, d, i, j].T
                 if k < len(layers) - 1:
                     qd, qi, qj = layers[k + 1].padding
-                    activations[k + 1][:, d + qd, i + qi, j + qj] = torch.clamp(out, 0, LIMIT).T
+                    activations[k + 1][d + qd, i + qi, j + qj] = torch.clamp(out, 0, LIMIT)
             inside = coded[d, i, j]
             if not inside.any():
                 continue
@@ -252,5 +252,5 @@ class VolumeContext(nn.Module):
             if found.numel() and (found.min() < 0 or found.max() >= alphabet):
                 raise BitstreamError("symbol out of the context model's alphabet")
             symbols[where] = found
-            activations[0][0, where[0] + pd, where[1] + pi, where[2] + pj] = fixed_values[found]
+            activations[0][where[0] + pd, where[1] + pi, where[2] + pj, 0] = fixed_values[found]
         return symbols

@@ -100,9 +100,11 @@ class IntegerConvNet:
         return tuple(self._single()["padding"])
 
     def pad(self, x_fixed: Tensor) -> Tensor:
-        """One input (1, C, ...) clamped and zero-padded as `at_padded` reads it: (C, ...padded)."""
+        """One input (1, C, ...) clamped and zero-padded as `at_padded` reads it, channels last: (...padded, C),
+        so that every tap gathers one contiguous vector."""
         pads = [amount for size in reversed(self.padding) for amount in (size, size)]
-        return F.pad(torch.clamp(x_fixed[0].long(), -LIMIT, LIMIT), pads)
+        padded = F.pad(torch.clamp(x_fixed[0].long(), -LIMIT, LIMIT), pads)
+        return padded.movedim(0, -1).contiguous()
 
     def at_padded(self, padded: Tensor, *coords: Tensor) -> Tensor:
         """`at` on an input already padded by `pad` (a decoder keeps its activations that way and writes each
@@ -114,11 +116,15 @@ class IntegerConvNet:
         if "taps" not in p:
             taps = torch.nonzero(weight.abs().sum(dim=(0, 1)) > 0)
             p["taps"] = taps
-            p["tap_weight"] = weight[(slice(None), slice(None), *taps.T)].reshape(weight.shape[0], -1).T.contiguous()
-        taps = p["taps"]
-        index = tuple(c[:, None] + taps[None, :, axis] for axis, c in enumerate(coords))
-        patches = padded[(slice(None), *index)]  # (C, n, taps)
-        acc = patches.permute(1, 0, 2).reshape(len(coords[0]), -1).double() @ p["tap_weight"]
+            # (taps x C_in, C_out), in the order of the gathered patches' rows
+            tapped = weight[(slice(None), slice(None), *taps.T)]  # (C_out, C_in, taps)
+            p["tap_weight"] = tapped.permute(2, 1, 0).reshape(-1, weight.shape[0]).contiguous()
+        # Positions and taps as offsets into the flattened (positions, C_in) input: one gather per front.
+        strides = torch.tensor(padded.stride()[:-1]) // padded.shape[-1]
+        offsets = p["taps"] @ strides
+        base = sum(c * int(stride) for c, stride in zip(coords, strides))
+        patches = padded.view(-1, padded.shape[-1])[base[:, None] + offsets[None, :]]  # (n, taps, C_in)
+        acc = patches.reshape(len(coords[0]), -1).double() @ p["tap_weight"]
         return _requantize(acc.long() + p["bias"].view(1, -1).long(), p["shift"].view(1, -1))
 
 
