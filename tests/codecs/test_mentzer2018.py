@@ -90,3 +90,15 @@ def test_the_importance_map_starts_open(codec):
         raw = codec.transform(codec.analysis, _image(32, 32))
         _, count = codec.importance(raw[:, M], torch.tensor([0]))
     assert count.float().mean() > 0.9 * M
+
+
+def test_open_steps_code_every_channel_then_the_map_decides():
+    codec = small_codec("mentzer2018-3dcnn", open_steps=1).train()
+    with torch.no_grad():
+        codec.importance_offset.fill_(-8.0)  # a map that closes nearly everything
+    x = _image(32, 32)
+    first = codec(x, torch.tensor([0]))  # warming up: every channel coded, the counts cost nothing
+    second = codec(x, torch.tensor([0]))
+    assert torch.all(first.likelihoods["counts"] == 1)
+    assert int(codec.steps) == 2
+    assert (first.likelihoods["y"] < 1).float().mean() > (second.likelihoods["y"] < 1).float().mean()
