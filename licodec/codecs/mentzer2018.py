@@ -126,9 +126,8 @@ class ConditionalProbability(Codec):
         chosen = torch.gather(probabilities, 1, symbols.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
         # Masked elements are not coded: likelihood 1 (0 bits), reached smoothly through the soft mask.
         likelihood = torch.exp(torch.log(chosen) * mask)
-        count_likelihood = self.counts.likelihood(count, quality)
-        if warming:  # the map is not sent yet
-            count_likelihood = torch.ones_like(count_likelihood)
+        # While warming up the map is not sent: the counts cost nothing.
+        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
         x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
         return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood})
 

@@ -119,10 +119,14 @@ class IntegerConvNet:
             # (taps x C_in, C_out), in the order of the gathered patches' rows
             tapped = weight[(slice(None), slice(None), *taps.T)]  # (C_out, C_in, taps)
             p["tap_weight"] = tapped.permute(2, 1, 0).reshape(-1, weight.shape[0]).contiguous()
-        # Positions and taps as offsets into the flattened (positions, C_in) input: one gather per front.
-        strides = torch.tensor(padded.stride()[:-1]) // padded.shape[-1]
-        offsets = p["taps"] @ strides
-        base = sum(c * int(stride) for c, stride in zip(coords, strides))
+        # Positions and taps as offsets into the flattened (positions, C_in) input: one gather per front. The
+        # taps' offsets depend only on the padded shape, so they are worked out once per shape, not per front.
+        if p.get("offsets_for") != padded.shape:
+            strides = [stride // padded.shape[-1] for stride in padded.stride()[:-1]]
+            p["offsets_for"], p["strides"] = padded.shape, strides
+            p["offsets"] = p["taps"] @ torch.tensor(strides)
+        offsets = p["offsets"]
+        base = sum(c * stride for c, stride in zip(coords, p["strides"]))
         patches = padded.view(-1, padded.shape[-1])[base[:, None] + offsets[None, :]]  # (n, taps, C_in)
         acc = patches.reshape(len(coords[0]), -1).double() @ p["tap_weight"]
         return _requantize(acc.long() + p["bias"].view(1, -1).long(), p["shift"].view(1, -1))
