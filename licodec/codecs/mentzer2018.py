@@ -7,11 +7,18 @@ compression", CVPR 2018 [17].
 
 - The quantizer has L learned centers (soft-to-hard, `licodec.quant.softhard`), so every latent element is one
   of L symbols.
-- The encoder's last channel is an importance map: at each position it says how many of the C channels are
-  coded; the rest are masked to 0 and cost nothing. The map is coded first, with a learned categorical per level.
+- The encoder's last channels are importance maps, one per quality level: at each position a level's map says how
+  many of the C channels are coded; the rest are masked to 0 and cost nothing. The map is coded first, with a
+  learned categorical per level. (One map shared by the levels, shifted by a learned offset per level, was pulled
+  shut by the lowest level's rate at every level.)
 - Training can keep the map open for its first `open_steps` steps (every channel coded, the map untrained): from
   scratch the transforms learn slowly (about 20 dB after 500 steps with every channel open), and the rate term
   then closed all channels but one before the distortion could hold them, in runs started half or fully open.
+- `target_bpp` (one rate per level) is the paper's rate target, made two-sided: the rate term becomes
+  |R - target|, which pins each level's rate there. The paper's one-sided max(R - target, 0) leaves nothing to open
+  a channel once closed: the soft mask's gradient reaches only the channel at its edge, and a channel that is never
+  coded is never trained to carry anything, so opening it does not lower the distortion (runs here closed all
+  channels but one, at every level).
 - P is a stack of masked 3D convolutions (mask A, then mask B) over the volume in raster order (channel, row,
   column), giving a categorical over the L centers for every coded element; training minimises its cross-entropy
   (the rate) beside the distortion.
@@ -71,12 +78,14 @@ class ConditionalProbability(Codec):
 
     def __init__(self, N: int = 128, M: int = 32, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, centers: int = 6,
                  blocks: int = 3, context_filters: int = 24, importance_init: float = 4.0,
-                 open_steps: int = 0) -> None:
+                 open_steps: int = 0, target_bpp: list[float] | None = None) -> None:
+        if target_bpp is not None and len(target_bpp) != len(lmbdas):
+            raise ValueError(f"target_bpp needs one rate per level ({len(lmbdas)}), got {len(target_bpp)}")
         super().__init__(lmbdas, N=N, M=M, centers=centers, blocks=blocks, context_filters=context_filters,
-                         importance_init=importance_init, open_steps=open_steps)
+                         importance_init=importance_init, open_steps=open_steps, target_bpp=target_bpp)
         self.analysis = nn.Sequential(
             conv(3, N // 2), nn.ReLU(), conv(N // 2, N), nn.ReLU(),
-            *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + 1),
+            *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + len(lmbdas)),
         )
         self.synthesis = nn.Sequential(
             deconv(M, N), nn.ReLU(), *[ResidualBlock(N) for _ in range(blocks)],
@@ -94,9 +103,12 @@ class ConditionalProbability(Codec):
     # --- the pieces shared by training and coding -------------------------------------------------------------
 
     def importance(self, raw: Tensor, quality: Tensor) -> tuple[Tensor, Tensor]:
-        """(soft count in [0, M], hard count ceil(soft) as int64) per position, shapes (N, H, W)."""
+        """(soft count in [0, M], hard count ceil(soft) as int64) per position, shapes (N, H, W), from the encoder's
+        output `raw` (N, M + levels, H, W): each sample's own level's map."""
         M = self.config["M"]
-        soft = torch.sigmoid(raw + self.importance_offset[quality].view(-1, 1, 1)) * M
+        index = (M + quality).view(-1, 1, 1, 1).expand(-1, 1, *raw.shape[-2:])
+        chosen = torch.gather(raw, 1, index).squeeze(1)
+        soft = torch.sigmoid(chosen + self.importance_offset[quality].view(-1, 1, 1)) * M
         return soft, torch.ceil(soft).long()
 
     def channel_mask(self, soft: Tensor, count: Tensor) -> Tensor:
@@ -111,7 +123,7 @@ class ConditionalProbability(Codec):
         M = self.config["M"]
         raw = self.transform(self.analysis, x)
         z = raw[:, :M] * self.gain.gain(quality)
-        soft, count = self.importance(raw[:, M], quality)
+        soft, count = self.importance(raw, quality)
         mask = self.channel_mask(soft, count)
         warming = self.training and int(self.steps) < self.config["open_steps"]
         if self.training:
@@ -129,7 +141,10 @@ class ConditionalProbability(Codec):
         # While warming up the map is not sent: the counts cost nothing.
         count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
         x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
-        return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood})
+        aux = {}
+        if self.config["target_bpp"] is not None:  # each level's rate held at its target
+            aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[quality]
+        return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood}, aux)
 
     def update(self) -> None:
         """Freeze the count tables of every level and forget the integer context network."""
@@ -158,7 +173,7 @@ class ConditionalProbability(Codec):
         raw = self.transform(self.analysis, self.layout(self.pad(x)))
         quality_index = torch.tensor([int(level + 0.5)])
         z = raw[:, :M] * self.gain.gain(torch.tensor([level]))
-        _, count = self.importance(raw[:, M], quality_index)
+        _, count = self.importance(raw, quality_index)
         wanted = self.quantizer.indices(z)[0]
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
 

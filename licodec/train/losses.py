@@ -37,8 +37,11 @@ def rd_loss(output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str
     psnr = -10 * torch.log10(mse.clamp(min=1e-10))
     # Quantizers may add a training penalty (ADMM pruning's augmented term).
     penalty = output.aux.get("penalty", torch.zeros_like(bpp))
+    # A codec may give each sample a rate target (a two-sided form of Mentzer et al. 2018's max(H - H_t, 0)):
+    # the rate term is then the distance to it, which holds the rate there from above and from below.
+    rate = bpp if "rate_target" not in output.aux else torch.abs(bpp - output.aux["rate_target"])
     return {
-        "loss": (bpp + lmbda * dist + penalty).mean(),
+        "loss": (rate + lmbda * dist + penalty).mean(),
         "bpp": bpp.mean().detach(),
         "psnr": psnr.mean(),
         "distortion": dist.mean().detach(),

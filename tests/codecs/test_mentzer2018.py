@@ -6,6 +6,7 @@ import torch
 
 import licodec.api
 from licodec.api import compress_tensor
+from licodec.train.losses import bits_per_pixel, distortion, rd_loss
 from tests.conftest import assert_damage_is_handled, sections_with_threads, small_codec
 
 
@@ -25,7 +26,7 @@ def _encoder_view(codec, x, quality):
     M = codec.config["M"]
     with torch.no_grad():
         raw = codec.transform(codec.analysis, codec.layout(codec.pad(x)))
-        _, count = codec.importance(raw[:, M], torch.tensor([level]))
+        _, count = codec.importance(raw, torch.tensor([level]))
         symbols = codec.quantizer.indices(raw[:, :M] * codec.gain.gain(torch.tensor([level])))[0]
     k = torch.arange(M).view(-1, 1, 1)
     return count[0], torch.where(k < count[0], symbols, -1)
@@ -88,7 +89,7 @@ def test_the_importance_map_starts_open(codec):
     M = codec.config["M"]
     with torch.no_grad():
         raw = codec.transform(codec.analysis, _image(32, 32))
-        _, count = codec.importance(raw[:, M], torch.tensor([0]))
+        _, count = codec.importance(raw, torch.tensor([0]))
     assert count.float().mean() > 0.9 * M
 
 
@@ -102,3 +103,30 @@ def test_open_steps_code_every_channel_then_the_map_decides():
     assert torch.all(first.likelihoods["counts"] == 1)
     assert int(codec.steps) == 2
     assert (first.likelihoods["y"] < 1).float().mean() > (second.likelihoods["y"] < 1).float().mean()
+
+
+def test_rate_targets_hold_each_levels_rate_from_both_sides():
+    """With `target_bpp`, the rate term is each sample's distance to its level's target."""
+    codec = small_codec("mentzer2018-3dcnn", target_bpp=[0.0, 1e6]).train()
+    x = _image(32, 32).expand(2, -1, -1, -1)
+    quality = torch.tensor([0, 1])
+    output = codec(x, quality)
+    assert torch.equal(output.aux["rate_target"], torch.tensor([0.0, 1e6]))
+    bpp, dist = bits_per_pixel(output, x), distortion(output.x_hat, x, "mse")
+    lmbda = torch.tensor(codec.lmbdas)[quality]
+    expected = (bpp[0] + lmbda[0] * dist[0] + (1e6 - bpp[1]) + lmbda[1] * dist[1]) / 2  # level 2: far under it
+    assert torch.allclose(rd_loss(output, x, lmbda, "mse")["loss"], expected)
+
+
+def test_each_level_has_its_own_importance_map():
+    codec = small_codec("mentzer2018-3dcnn")
+    M, levels = codec.config["M"], codec.qualities
+    raw = torch.zeros(1, M + levels, 2, 2)
+    raw[:, M + 1] = -30.0  # level 2's map shut (one channel: the count is a ceiling), level 1's at the open offset
+    assert int(codec.importance(raw, torch.tensor([1]))[1].max()) == 1
+    assert int(codec.importance(raw, torch.tensor([0]))[1].min()) > 0.9 * M
+
+
+def test_rate_targets_need_one_rate_per_level():
+    with pytest.raises(ValueError, match="one rate per level"):
+        small_codec("mentzer2018-3dcnn", target_bpp=[0.1])
