@@ -19,6 +19,10 @@ compression", CVPR 2018 [17].
   a channel once closed: the soft mask's gradient reaches only the channel at its edge, and a channel that is never
   coded is never trained to carry anything, so opening it does not lower the distortion (runs here closed all
   channels but one, at every level).
+- `explore` (a fraction of the training samples) shows the synthesis a random number of channels past the map's
+  count in those samples, coded or not (nested dropout's truncation, Rippel et al. 2014), so that every channel is
+  trained to carry something and opening one can lower the distortion. The rate and the map's own gradient are
+  the map's. Without it, a channel the map closed was never trained again and the map never reopened it.
 - P is a stack of masked 3D convolutions (mask A, then mask B) over the volume in raster order (channel, row,
   column), giving a categorical over the L centers for every coded element; training minimises its cross-entropy
   (the rate) beside the distortion.
@@ -78,11 +82,12 @@ class ConditionalProbability(Codec):
 
     def __init__(self, N: int = 128, M: int = 32, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, centers: int = 6,
                  blocks: int = 3, context_filters: int = 24, importance_init: float = 4.0,
-                 open_steps: int = 0, target_bpp: list[float] | None = None) -> None:
+                 open_steps: int = 0, target_bpp: list[float] | None = None, explore: float = 0.0) -> None:
         if target_bpp is not None and len(target_bpp) != len(lmbdas):
             raise ValueError(f"target_bpp needs one rate per level ({len(lmbdas)}), got {len(target_bpp)}")
         super().__init__(lmbdas, N=N, M=M, centers=centers, blocks=blocks, context_filters=context_filters,
-                         importance_init=importance_init, open_steps=open_steps, target_bpp=target_bpp)
+                         importance_init=importance_init, open_steps=open_steps, target_bpp=target_bpp,
+                         explore=explore)
         self.analysis = nn.Sequential(
             conv(3, N // 2), nn.ReLU(), conv(N // 2, N), nn.ReLU(),
             *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + len(lmbdas)),
@@ -140,11 +145,23 @@ class ConditionalProbability(Codec):
         likelihood = torch.exp(torch.log(chosen) * mask)
         # While warming up the map is not sent: the counts cost nothing.
         count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
+        if self.training and not warming and self.config["explore"] > 0:
+            volume = self._explore(z_hat, count, volume)
         x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
         aux = {}
         if self.config["target_bpp"] is not None:  # each level's rate held at its target
             aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[quality]
         return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood}, aux)
+
+    def _explore(self, z_hat: Tensor, count: Tensor, volume: Tensor) -> Tensor:
+        """The volume the synthesis sees, with a random number of channels past the map's count opened (every
+        position of a sample alike, as nested dropout truncates) in an `explore` fraction of the samples."""
+        n, M = z_hat.shape[:2]
+        chosen = (torch.rand(n, device=z_hat.device) < self.config["explore"]).view(-1, 1, 1)
+        extra = torch.floor(torch.rand(n, 1, 1, device=z_hat.device) * (M - count + 1)).long()
+        opened = torch.where(chosen, count + extra, count)
+        k = torch.arange(M, device=z_hat.device).view(1, -1, 1, 1)
+        return torch.where(chosen.unsqueeze(1), z_hat * (k < opened.unsqueeze(1)), volume)
 
     def update(self) -> None:
         """Freeze the count tables of every level and forget the integer context network."""

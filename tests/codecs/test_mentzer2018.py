@@ -130,3 +130,18 @@ def test_each_level_has_its_own_importance_map():
 def test_rate_targets_need_one_rate_per_level():
     with pytest.raises(ValueError, match="one rate per level"):
         small_codec("mentzer2018-3dcnn", target_bpp=[0.1])
+
+
+def test_explore_opens_channels_past_the_map_for_the_synthesis_only():
+    codec = small_codec("mentzer2018-3dcnn", explore=1.0).train()
+    M = codec.config["M"]
+    z_hat = torch.ones(64, M, 2, 2)
+    count = torch.ones(64, 2, 2, dtype=torch.long)
+    volume = z_hat * (torch.arange(M).view(1, -1, 1, 1) < 1)
+    opened = codec._explore(z_hat, count, volume)
+    coded = opened.sum(1)  # channels shown per position
+    assert torch.all(coded >= 1) and coded.max() == M and coded.float().std() > 0
+    assert torch.all(coded == coded[:, :1, :1])  # every position of a sample alike
+    assert codec(_image(32, 32), torch.tensor([0])).x_hat.shape == (1, 3, 32, 32)
+    codec.config["explore"] = 0.0
+    assert torch.equal(codec._explore(z_hat, count, volume), volume)
