@@ -34,6 +34,8 @@ layer evaluated only at the voxels of the current front.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from torch import Tensor, nn
@@ -124,7 +126,10 @@ class ConditionalProbability(Codec):
         return ramp + (hard - ramp).detach()
 
     def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
-        """Training pass: rate = cross-entropy of the coded symbols under the 3D context model + the counts' rate."""
+        """Training pass: rate = cross-entropy of the coded symbols under the 3D context model + the counts' rate.
+
+        In training the rate reaches the encoder and the map only; the context model and the counts' model learn
+        from `aux["penalty"]`, their own cross-entropy (see below)."""
         M = self.config["M"]
         raw = self.transform(self.analysis, x)
         z = raw[:, :M] * self.gain.gain(quality)
@@ -138,20 +143,40 @@ class ConditionalProbability(Codec):
             mask = torch.ones_like(mask)
         z_hat, symbols = self.quantizer(z)
         volume = z_hat * mask
-        logits = self.context.logits(volume)
-        probabilities = torch.softmax(logits.float(), dim=1)
-        chosen = torch.gather(probabilities, 1, symbols.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
+        aux = {}
+        if self.training:
+            # P learns from its own cross-entropy on the volume as it is (the paper trains P and the autoencoder
+            # each with its own loss); the autoencoder sees the rate through P's weights held fixed. With one loss
+            # for both, a rate target pushing the rate up would teach P to predict badly. The penalty (which the
+            # loss adds) is P's cross-entropy, in bits per pixel.
+            own = self._log_chosen(self.context.logits(volume.detach()), symbols)
+            pixels = x.shape[-2] * x.shape[-1]
+            aux["penalty"] = -(own * mask.detach()).flatten(1).sum(1) / (pixels * math.log(2))
+            fixed = {name: p.detach() for name, p in self.context.named_parameters()}
+            logits = torch.func.functional_call(self.context, fixed, (volume,))
+        else:
+            logits = self.context.logits(volume)
         # Masked elements are not coded: likelihood 1 (0 bits), reached smoothly through the soft mask.
-        likelihood = torch.exp(torch.log(chosen) * mask)
-        # While warming up the map is not sent: the counts cost nothing.
+        likelihood = torch.exp(self._log_chosen(logits, symbols) * mask)
+        # While warming up the map is not sent: the counts cost nothing. The counts are integers (no gradient to
+        # the map through them): their bits count in the rate, and train their own model as part of the penalty.
         count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
+        if self.training:
+            aux["penalty"] = aux["penalty"] - torch.log2(count_likelihood).flatten(1).sum(1) / pixels
+            count_likelihood = count_likelihood.detach()
         if self.training and not warming and self.config["explore"] > 0:
             volume = self._explore(z_hat, count, volume)
         x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
-        aux = {}
         if self.config["target_bpp"] is not None:  # each level's rate held at its target
             aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[quality]
         return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood}, aux)
+
+    @staticmethod
+    def _log_chosen(logits: Tensor, symbols: Tensor) -> Tensor:
+        """log P(symbol) of every voxel under the context model's logits (bounded below)."""
+        probabilities = torch.softmax(logits.float(), dim=1)
+        chosen = torch.gather(probabilities, 1, symbols.unsqueeze(1)).squeeze(1)
+        return torch.log(chosen.clamp(min=LIKELIHOOD_BOUND))
 
     def _explore(self, z_hat: Tensor, count: Tensor, volume: Tensor) -> Tensor:
         """The volume the synthesis sees, with a random number of channels past the map's count opened (every

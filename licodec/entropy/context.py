@@ -196,6 +196,10 @@ class VolumeContext(nn.Module):
                 h = torch.relu(h)
         return h
 
+    def forward(self, volume: Tensor, condition: Tensor | None = None) -> Tensor:
+        """`logits` (so that `torch.func.functional_call` can run the network with other weights)."""
+        return self.logits(volume, condition)
+
     def reset(self) -> None:
         """Forget the integer networks (after the weights change)."""
         self._integer = None

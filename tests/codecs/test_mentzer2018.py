@@ -71,7 +71,7 @@ def test_bytes_identical_with_one_and_two_threads(codec):
 def test_training_reaches_every_part(codec):
     codec.train()
     output = codec(_image(32, 32).repeat(2, 1, 1, 1), torch.tensor([0, 1]))
-    (output.bits().sum() + ((output.x_hat - 0.5) ** 2).sum()).backward()
+    (output.bits().sum() + output.aux["penalty"].sum() + ((output.x_hat - 0.5) ** 2).sum()).backward()
     for parameter in (codec.analysis[0].weight, codec.context.layers[0].weight, codec.quantizer.centers,
                       codec.counts.logits, codec.synthesis[0].weight):
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0
@@ -145,3 +145,21 @@ def test_explore_opens_channels_past_the_map_for_the_synthesis_only():
     assert codec(_image(32, 32), torch.tensor([0])).x_hat.shape == (1, 3, 32, 32)
     codec.config["explore"] = 0.0
     assert torch.equal(codec._explore(z_hat, count, volume), volume)
+
+
+def test_the_rate_trains_the_encoder_and_the_penalty_trains_the_probability_models():
+    """P and the counts' model learn only from their own cross-entropy, whatever a rate target asks of the rate."""
+    codec = small_codec("mentzer2018-3dcnn").train()
+    output = codec(_image(32, 32), torch.tensor([1]))
+    models = [p for n, p in codec.named_parameters() if n.startswith(("context.", "counts."))]
+    encoder = list(codec.analysis.parameters())
+
+    def reached(loss, parameters):
+        grads = torch.autograd.grad(loss, parameters, retain_graph=True, allow_unused=True)
+        return any(g is not None and g.abs().sum() > 0 for g in grads)
+
+    rate = output.bits().sum()
+    assert reached(rate, encoder) and not reached(rate, models)
+    penalty = output.aux["penalty"].sum()
+    assert reached(penalty, models) and not reached(penalty, encoder)
+    assert torch.allclose(penalty * 32 * 32, rate, rtol=1e-4)  # the same bits, as P sees them
