@@ -179,8 +179,8 @@ class ConditionalProbability(Codec):
         return torch.log(chosen.clamp(min=LIKELIHOOD_BOUND))
 
     def _explore(self, z_hat: Tensor, count: Tensor, volume: Tensor) -> Tensor:
-        """The volume the synthesis sees, with a random number of channels past the map's count opened (every
-        position of a sample alike, as nested dropout truncates) in an `explore` fraction of the samples."""
+        """The volume the synthesis sees, with channels past the map's count opened in an `explore` fraction of the
+        samples: one random fraction per sample of each position's closed channels (nested dropout's truncation)."""
         n, M = z_hat.shape[:2]
         chosen = (torch.rand(n, device=z_hat.device) < self.config["explore"]).view(-1, 1, 1)
         extra = torch.floor(torch.rand(n, 1, 1, device=z_hat.device) * (M - count + 1)).long()

@@ -141,7 +141,7 @@ def test_explore_opens_channels_past_the_map_for_the_synthesis_only():
     opened = codec._explore(z_hat, count, volume)
     coded = opened.sum(1)  # channels shown per position
     assert torch.all(coded >= 1) and coded.max() == M and coded.float().std() > 0
-    assert torch.all(coded == coded[:, :1, :1])  # every position of a sample alike
+    assert torch.all(coded == coded[:, :1, :1])  # the same count wherever the map's count is the same
     assert codec(_image(32, 32), torch.tensor([0])).x_hat.shape == (1, 3, 32, 32)
     codec.config["explore"] = 0.0
     assert torch.equal(codec._explore(z_hat, count, volume), volume)
