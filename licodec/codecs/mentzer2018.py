@@ -154,10 +154,15 @@ class ConditionalProbability(Codec):
             aux["penalty"] = -(own * mask.detach()).flatten(1).sum(1) / (pixels * math.log(2))
             fixed = {name: p.detach() for name, p in self.context.named_parameters()}
             logits = torch.func.functional_call(self.context, fixed, (volume,))
+            log_chosen = self._log_chosen(logits, symbols)
+            # The symbol's own code length has no gradient (an index): its expectation under the soft assignment
+            # does (soft-to-hard [13]), so the encoder can move a value toward a cheaper center.
+            expected = (self.quantizer.assignment(z) * torch.log_softmax(logits.float(), 1).transpose(1, 2)).sum(2)
+            log_chosen = log_chosen + expected - expected.detach()
         else:
-            logits = self.context.logits(volume)
+            log_chosen = self._log_chosen(self.context.logits(volume), symbols)
         # Masked elements are not coded: likelihood 1 (0 bits), reached smoothly through the soft mask.
-        likelihood = torch.exp(self._log_chosen(logits, symbols) * mask)
+        likelihood = torch.exp(log_chosen * mask)
         # While warming up the map is not sent: the counts cost nothing. The counts are integers (no gradient to
         # the map through them): their bits count in the rate, and train their own model as part of the penalty.
         count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)

@@ -163,3 +163,20 @@ def test_the_rate_trains_the_encoder_and_the_penalty_trains_the_probability_mode
     penalty = output.aux["penalty"].sum()
     assert reached(penalty, models) and not reached(penalty, encoder)
     assert torch.allclose(penalty * 32 * 32, rate, rtol=1e-4)  # the same bits, as P sees them
+
+
+def test_the_rate_moves_the_latent_toward_cheaper_centers():
+    """The code length of a voxel's own symbol reaches the encoder through the soft assignment, even where the
+    context (the neighbours) gives no gradient at all."""
+    codec = small_codec("mentzer2018-3dcnn").train()
+    with torch.no_grad():
+        for layer in codec.context.layers:
+            layer.weight.zero_()
+        codec.context.layers[-1].bias.copy_(torch.linspace(-2, 2, codec.quantizer.levels))  # unequal costs
+    x = _image(32, 32)
+    raw = codec.transform(codec.analysis, x).detach().requires_grad_()
+    analysis = codec.analysis
+    codec.transform = lambda network, inputs: raw if network is analysis else network(inputs)
+    output = codec(x, torch.tensor([0]))
+    (grad,) = torch.autograd.grad(output.likelihoods["y"].log().sum(), raw)
+    assert grad[:, : codec.config["M"]].abs().sum() > 0
