@@ -15,17 +15,17 @@ compression", CVPR 2018 [17].
   scratch the transforms learn slowly (about 20 dB after 500 steps with every channel open), and the rate term
   then closed all channels but one before the distortion could hold them, in runs started half or fully open.
 - `target_bpp` (one rate per level) is the paper's rate target, made two-sided: the rate term becomes
-  |R - target|, which pins each level's rate there. The paper's one-sided max(R - target, 0) leaves nothing to open
-  a channel once closed: the soft mask's gradient reaches only the channel at its edge, and a channel that is never
-  coded is never trained to carry anything, so opening it does not lower the distortion (runs here closed all
-  channels but one, at every level).
+  |R - target|, which holds each level's rate there from both sides (one-sided, a level whose map had closed had
+  nothing pushing it open again).
 - `explore` (a fraction of the training samples) shows the synthesis a random number of channels past the map's
   count in those samples, coded or not (nested dropout's truncation, Rippel et al. 2014), so that every channel is
   trained to carry something and opening one can lower the distortion. The rate and the map's own gradient are
   the map's. Without it, a channel the map closed was never trained again and the map never reopened it.
 - P is a stack of masked 3D convolutions (mask A, then mask B) over the volume in raster order (channel, row,
-  column), giving a categorical over the L centers for every coded element; training minimises its cross-entropy
-  (the rate) beside the distortion.
+  column), giving a categorical over the L centers for every coded element. As in the paper, P (and the counts'
+  model) learn from their own cross-entropy, while the autoencoder sees the rate through them held fixed; the code
+  length of a voxel's own symbol reaches the encoder through its soft assignment's expected code length
+  (soft-to-hard [13]).
 
 Coding is exact on any machine: P runs as an integer network, its logits become integer frequencies through a
 stored exp table (`IntegerSoftmax`), and the decoder visits the volume in wavefronts (`schedule_3d`), every
