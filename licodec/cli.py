@@ -356,6 +356,9 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
     if export and (not dist.is_initialized() or dist.get_rank() == 0):
         _export(codec.cpu(), export, {"steps": steps, "device": device, "data": data})
     if dist.is_initialized():
+        # Every rank past its last collective and rank 0's export before any tears the group down: a rank that
+        # left early made the other abort at exit ("terminate called without an active exception"), under load.
+        dist.barrier()
         dist.destroy_process_group()
 
 
