@@ -143,32 +143,31 @@ class ConditionalProbability(Codec):
             mask = torch.ones_like(mask)
         z_hat, symbols = self.quantizer(z)
         volume = z_hat * mask
+        # While warming up the map is not sent: the counts cost nothing.
+        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
         aux = {}
         if self.training:
             # P learns from its own cross-entropy on the volume as it is (the paper trains P and the autoencoder
             # each with its own loss); the autoencoder sees the rate through P's weights held fixed. With one loss
-            # for both, a rate target pushing the rate up would teach P to predict badly. The penalty (which the
-            # loss adds) is P's cross-entropy, in bits per pixel.
-            own = self._log_chosen(self.context.logits(volume.detach()), symbols)
-            pixels = x.shape[-2] * x.shape[-1]
-            aux["penalty"] = -(own * mask.detach()).flatten(1).sum(1) / (pixels * math.log(2))
+            # for both, a rate target pushing the rate up would teach P to predict badly. The counts are integers
+            # (no gradient to the map through them): their bits count in the rate and train their own model. The
+            # penalty (which the loss adds) is both models' cross-entropy, in bits per pixel.
+            own, _ = self._log_chosen(self.context.logits(volume.detach()), symbols)
+            own_bits = -(own * mask.detach()).flatten(1).sum(1) / math.log(2)
+            count_bits = -torch.log2(count_likelihood).flatten(1).sum(1)
+            aux["penalty"] = (own_bits + count_bits) / (x.shape[-2] * x.shape[-1])
+            count_likelihood = count_likelihood.detach()
             fixed = {name: p.detach() for name, p in self.context.named_parameters()}
-            logits = torch.func.functional_call(self.context, fixed, (volume,))
-            log_chosen = self._log_chosen(logits, symbols)
+            log_chosen, log_probabilities = self._log_chosen(
+                torch.func.functional_call(self.context, fixed, (volume,)), symbols)
             # The symbol's own code length has no gradient (an index): its expectation under the soft assignment
             # does (soft-to-hard [13]), so the encoder can move a value toward a cheaper center.
-            expected = (self.quantizer.assignment(z) * torch.log_softmax(logits.float(), 1).transpose(1, 2)).sum(2)
+            expected = (self.quantizer.assignment(z) * log_probabilities.transpose(1, 2)).sum(2)
             log_chosen = log_chosen + expected - expected.detach()
         else:
-            log_chosen = self._log_chosen(self.context.logits(volume), symbols)
+            log_chosen, _ = self._log_chosen(self.context.logits(volume), symbols)
         # Masked elements are not coded: likelihood 1 (0 bits), reached smoothly through the soft mask.
         likelihood = torch.exp(log_chosen * mask)
-        # While warming up the map is not sent: the counts cost nothing. The counts are integers (no gradient to
-        # the map through them): their bits count in the rate, and train their own model as part of the penalty.
-        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
-        if self.training:
-            aux["penalty"] = aux["penalty"] - torch.log2(count_likelihood).flatten(1).sum(1) / pixels
-            count_likelihood = count_likelihood.detach()
         if self.training and not warming and self.config["explore"] > 0:
             volume = self._explore(z_hat, count, volume)
         x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
@@ -177,11 +176,12 @@ class ConditionalProbability(Codec):
         return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood}, aux)
 
     @staticmethod
-    def _log_chosen(logits: Tensor, symbols: Tensor) -> Tensor:
-        """log P(symbol) of every voxel under the context model's logits (bounded below)."""
-        probabilities = torch.softmax(logits.float(), dim=1)
-        chosen = torch.gather(probabilities, 1, symbols.unsqueeze(1)).squeeze(1)
-        return torch.log(chosen.clamp(min=LIKELIHOOD_BOUND))
+    def _log_chosen(logits: Tensor, symbols: Tensor) -> tuple[Tensor, Tensor]:
+        """(log P(symbol) of every voxel, bounded below; the log-probabilities of every center) under the context
+        model's logits."""
+        log_probabilities = torch.log_softmax(logits.float(), dim=1)
+        chosen = torch.gather(log_probabilities, 1, symbols.unsqueeze(1)).squeeze(1)
+        return chosen.clamp(min=math.log(LIKELIHOOD_BOUND)), log_probabilities
 
     def _explore(self, z_hat: Tensor, count: Tensor, volume: Tensor) -> Tensor:
         """The volume the synthesis sees, with channels past the map's count opened in an `explore` fraction of the

@@ -35,7 +35,8 @@ def rd_loss(output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str
     dist = distortion(output.x_hat, x, metric)
     mse = ((output.x_hat.detach().clamp(0, 1) - x) ** 2).flatten(1).mean(1)
     psnr = -10 * torch.log10(mse.clamp(min=1e-10))
-    # Quantizers may add a training penalty (ADMM pruning's augmented term).
+    # A codec may add a training penalty (ADMM pruning's augmented term; mentzer2018's context model's own
+    # cross-entropy).
     penalty = output.aux.get("penalty", torch.zeros_like(bpp))
     # A codec may give each sample a rate target (a two-sided form of Mentzer et al. 2018's max(H - H_t, 0)):
     # the rate term is then the distance to it, which holds the rate there from above and from below.
