@@ -306,11 +306,13 @@ def taxonomy(markdown: bool) -> None:
                    "--codec-option quantizer_options={...}).")
 @click.option("--only", default="", help="Train only the parameters under these comma-separated prefixes "
                                          "(e.g. gain,densities to fine-tune per-rate parameters, as [3] does).")
+@click.option("--qualities", default="", help="Sample only these comma-separated 1-based quality levels (e.g. a "
+                                              "level added to a variable-rate model, with --only gain,...).")
 def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume: bool, steps: int,
           batch_size: int, crop: int, lr: float, final_lr: float, clip: float, metric: str, channels: str | None,
           seed: int, device: str, threads: int, precision: str, init_from: str, checkpoint_every: int,
           stop_at: int | None, export: str | None, codec_options: tuple[str, ...], quantizer: str | None,
-          only: str) -> None:
+          only: str, qualities: str) -> None:
     """Train a codec (run it under `torchrun` for data-parallel training)."""
     import os
 
@@ -348,7 +350,7 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
     config = TrainConfig(codec=codec_name, data=data, checkpoint=checkpoint, steps=steps, batch_size=batch_size,
                          crop=crop, lr=lr, final_lr=final_lr, clip=clip, metric=metric, seed=seed, device=device,
                          checkpoint_every=checkpoint_every, precision=precision, init=init_from, codec_kwargs=kwargs,
-                         only=only)
+                         only=only, qualities=qualities)
     try:
         codec = fit(config, resume=resume, stop_at=stop_at)
     except ValueError as error:

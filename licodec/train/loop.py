@@ -44,6 +44,7 @@ class TrainConfig:
     init: str = ""  # a checkpoint or weights file to start from (weights only; fresh optimizer and schedule)
     codec_kwargs: dict = field(default_factory=dict)
     only: str = ""  # comma-separated parameter-name prefixes: train only these (fine-tuning part of a model)
+    qualities: str = ""  # comma-separated 1-based levels to sample (empty: all), e.g. to train a level added
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -98,8 +99,15 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     if state is not None:
         config = TrainConfig(**{**state["train_config"], "steps": config.steps, "checkpoint": config.checkpoint})
     codec = build(config).to(device)
+    prefixes = tuple(p.strip() for p in config.only.split(",") if p.strip())
     if config.init and state is None:
         fresh = _initialize(codec, config.init)
+        frozen = [name for name in fresh if prefixes and not name.startswith(prefixes)]
+        if frozen:
+            # Most often a codec option of the saved model left out (its widths differ): frozen, they would stay
+            # random for the whole run.
+            raise ValueError(f"{len(frozen)} tensors outside --only are not in {config.init} (are its codec options "
+                             f"the same?): {', '.join(frozen[:4])}")
         if fresh and progress and rank == 0:
             tqdm.write(f"{len(fresh)} tensors not in {config.init} start fresh: {', '.join(fresh[:6])}"
                        + (", ..." if len(fresh) > 6 else ""))
@@ -112,11 +120,11 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     if not paths:
         raise ValueError(f"no images found under {config.data}")
     sampler = CropSampler(paths, config.crop, seed=config.seed + 1000 * rank, progress=progress and rank == 0)
-    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
-    prefixes = tuple(p.strip() for p in config.only.split(",") if p.strip())
     for name, parameter in codec.named_parameters():
-        if prefixes and not name.startswith(prefixes) and not name.endswith("quantiles"):
+        if prefixes and not name.startswith(prefixes):
             parameter.requires_grad_(False)
+    # A frozen density's quantiles stay too, so that its coding tables do not change.
+    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles") and p.requires_grad]
     densities = [p for n, p in codec.named_parameters() if _is_density(n) and p.requires_grad]
     transforms = [p for n, p in codec.named_parameters()
                   if not n.endswith("quantiles") and not _is_density(n) and p.requires_grad]
@@ -130,6 +138,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     # The quantiles of factorized densities learn from the aux loss; codecs without them have no aux optimizer.
     aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr) if quantiles else None
     lmbdas = torch.tensor(codec.lmbdas, device=device)
+    levels = _levels(config.qualities, codec.qualities, device)
     # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not in the weights.
     gan = _Adversary(codec, config, device) if getattr(codec, "adversarial", False) else None
     step = 0
@@ -152,7 +161,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         x = sampler.batch(config.batch_size).to(device)
         if config.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
-        quality = torch.randint(codec.qualities, (x.shape[0],), device=device)
+        quality = levels[torch.randint(len(levels), (x.shape[0],), device=device)]
         output = codec(x, quality)
         # A codec may define its own objective (the recurrent codecs: residuals over iterations; GANs).
         if gan is not None:
@@ -185,13 +194,24 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     return codec
 
 
+def _levels(qualities: str, count: int, device: torch.device) -> torch.Tensor:
+    """The 0-based levels training samples from: the 1-based `qualities` listed, or all `count` levels."""
+    try:
+        chosen = [int(q) for q in qualities.split(",") if q.strip()] or list(range(1, count + 1))
+    except ValueError:
+        raise ValueError(f"qualities {qualities!r}: expected comma-separated integers") from None
+    if any(not 1 <= q <= count for q in chosen):
+        raise ValueError(f"qualities {qualities!r}: this codec has levels 1 to {count}")
+    return torch.tensor(sorted(set(chosen)), device=device) - 1
+
+
 def fit_quantiles(codec: Codec, steps: int = 3000, lr: float = 1e-2) -> float:
     """Finish training the factorized densities' quantiles (their aux loss alone), as `update()` reads them.
 
     During training they trail the densities they describe; this needs no data and takes seconds.
     Returns the final aux loss.
     """
-    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles")]
+    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles") and p.requires_grad]
     if not quantiles:
         return 0.0
     optimizer = torch.optim.Adam(quantiles, lr=lr)
@@ -205,8 +225,9 @@ def fit_quantiles(codec: Codec, steps: int = 3000, lr: float = 1e-2) -> float:
 
 def _initialize(codec: Codec, source: str) -> list[str]:
     """Copy the weights of a checkpoint (or a zoo weights file) into `codec`: every tensor whose name and shape
-    match, so that a model can start from a related one (a context model from a hyperprior). Returns the names of
-    `codec`'s tensors that kept their fresh initialization."""
+    match, so that a model can start from a related one (a context model from a hyperprior). Levels are matched by
+    lambda: a per-rate model starts from its level of a variable-rate one, a level added to a variable-rate model
+    from its nearest neighbour. Returns the names of `codec`'s tensors that kept their fresh initialization."""
     if source.endswith(".safetensors"):
         from licodec import zoo
 
@@ -216,13 +237,9 @@ def _initialize(codec: Codec, source: str) -> list[str]:
         checkpoint = torch.load(source, map_location="cpu", weights_only=False)
         saved, saved_lmbdas = checkpoint["model"], checkpoint.get("codec_config", {}).get("lmbdas")
     own = codec.state_dict()
-    rows = _level_rows(getattr(codec, "lmbdas", None), saved_lmbdas)
-    if rows is not None:
-        # Per-quality tensors (the gain vectors) of a model trained for more levels: take the rows of this
-        # codec's lambdas, so that a per-rate model starts from that level of a variable-rate one.
-        levels = len(saved_lmbdas)
-        saved = {k: v[rows] if k in own and v.ndim and v.shape[0] == levels and own[k].shape[0] == len(rows)
-                 and own[k].shape[1:] == v.shape[1:] else v for k, v in saved.items()}
+    sources = _level_sources(getattr(codec, "lmbdas", None), saved_lmbdas)
+    if sources is not None:
+        saved = _per_level(saved, own, sources, len(saved_lmbdas))
     matching = {k: v for k, v in saved.items() if k in own and own[k].shape == v.shape}
     if not matching:
         raise ValueError(f"{source} shares no weights with {codec.name}")
@@ -230,13 +247,34 @@ def _initialize(codec: Codec, source: str) -> list[str]:
     return sorted(set(own) - set(matching))
 
 
-def _level_rows(own: list[float] | None, saved: list[float] | None) -> list[int] | None:
-    """Which of the saved model's quality levels are this codec's (each of its lambdas found there), or None when
-    the levels are the same or some lambda is not among the saved ones."""
+def _level_sources(own: list[float] | None, saved: list[float] | None) -> list[int] | None:
+    """For each of this codec's lambdas, the saved model's level it starts from: the one with that lambda, or else
+    the nearest (in log lambda; a level added to a variable-rate model starts from its neighbour). None when the
+    levels are the same."""
     if not own or not saved or list(own) == list(saved):
         return None
-    rows = [next((i for i, s in enumerate(saved) if math.isclose(s, o, rel_tol=1e-6)), None) for o in own]
-    return None if None in rows else rows
+    return [min(range(len(saved)), key=lambda i: abs(math.log(saved[i] / lmbda))) for lmbda in own]
+
+
+def _per_level(saved: dict, own: dict, sources: list[int], levels: int) -> dict:
+    """The saved tensors laid out on this codec's levels. Per-level tensors come two ways: rows of one tensor
+    (the gain vectors: leading dimension = levels) and one module per level (`...levels.<i>...`, the hyperprior's
+    factorized densities)."""
+    laid_out = {}
+    for key, value in saved.items():
+        if (key in own and value.ndim and value.shape[0] == levels and own[key].shape[0] == len(sources)
+                and own[key].shape[1:] == value.shape[1:]):
+            laid_out[key] = value[sources]
+        elif ".levels." not in key:
+            laid_out[key] = value
+    for key in own:
+        head, found, tail = key.partition(".levels.")
+        index, _, rest = tail.partition(".")
+        if found and index.isdigit() and int(index) < len(sources):
+            source = f"{head}.levels.{sources[int(index)]}.{rest}"
+            if source in saved:
+                laid_out[key] = saved[source]
+    return laid_out
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, codec: Codec) -> None:

@@ -120,6 +120,37 @@ def test_per_rate_model_starts_from_its_level_of_a_variable_rate_one(images, tmp
     for name in ("gain.log_gain", "gain.log_inverse_gain"):
         assert torch.equal(single.state_dict()[name], variable.state_dict()[name][1:]), name
     assert torch.equal(single.state_dict()["analysis.0.weight"], variable.state_dict()["analysis.0.weight"])
+    # The per-level density module too: level 0 of the single model is level 1 of the variable one.
+    key = "hyper_densities.levels.{}.matrices.0"
+    assert torch.equal(single.state_dict()[key.format(0)], variable.state_dict()[key.format(1)])
+
+
+def test_a_level_added_to_a_variable_rate_model_trains_alone(images, tmp_path):
+    """A lower level prepended to a trained model starts from its neighbour; trained with `qualities` and `only`,
+    it moves and nothing of the other levels does (their coding tables included)."""
+    import dataclasses
+
+    variable = fit(_config(images, tmp_path / "l1.ckpt", 2), progress=False)
+    config = _config(images, tmp_path / "l2.ckpt", 3, init=str(tmp_path / "l1.ckpt"), qualities="1",
+                     only="gain,hyper_densities.levels.0")
+    config = dataclasses.replace(config, codec_kwargs={**config.codec_kwargs, "lmbdas": [0.003, 0.01, 0.1]})
+    grown = fit(config, progress=False)
+    before, after = variable.state_dict(), grown.state_dict()
+    for name in ("gain.log_gain", "gain.log_inverse_gain"):
+        assert torch.equal(after[name][1:], before[name]), name
+    assert not torch.equal(after["gain.log_gain"][0], before["gain.log_gain"][0])
+    for level in (0, 1):
+        for part in ("matrices.0", "quantiles"):
+            name = f"hyper_densities.levels.{{}}.{part}"
+            assert torch.equal(after[name.format(level + 1)], before[name.format(level)]), (level, part)
+    assert not torch.equal(after["hyper_densities.levels.0.matrices.0"], before["hyper_densities.levels.0.matrices.0"])
+    assert torch.equal(after["analysis.0.weight"], before["analysis.0.weight"])
+    with pytest.raises(ValueError, match="levels 1 to 3"):
+        fit(dataclasses.replace(config, qualities="4", init=""), progress=False)
+    # A saved model of other widths leaves frozen tensors random: refused.
+    wider = dataclasses.replace(config, codec_kwargs={**config.codec_kwargs, "N": 10})
+    with pytest.raises(ValueError, match="outside --only"):
+        fit(wider, progress=False)
 
 
 def test_fit_quantiles_brings_the_aux_loss_down(images, tmp_path):
