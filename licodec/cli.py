@@ -356,12 +356,30 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
     except ValueError as error:
         raise LicodecError(str(error)) from None
     if export and (not dist.is_initialized() or dist.get_rank() == 0):
-        _export(codec.cpu(), export, {"steps": steps, "device": device, "data": data})
+        if resume:  # the run's own settings (--init, --only, ...) are those its checkpoint was started with
+            config = TrainConfig(**{**torch.load(checkpoint, map_location="cpu", weights_only=False)["train_config"],
+                                    "steps": steps})
+        _export(codec.cpu(), export, _provenance(config))
     if dist.is_initialized():
         # Every rank past its last collective and rank 0's export before any tears the group down: a rank that
         # left early made the other abort at exit ("terminate called without an active exception"), under load.
         dist.barrier()
         dist.destroy_process_group()
+
+
+def _provenance(config) -> dict:
+    """What a trained file records of its run: the schedule, and the history of the weights it started from (a
+    weights file's own provenance, so that fine-tuning a shipped model keeps the record of its earlier runs)."""
+    record = {"steps": config.steps, "device": config.device, "data": config.data, "batch_size": config.batch_size,
+              "crop": config.crop, "lr": config.lr, "final_lr": config.final_lr, "precision": config.precision}
+    record.update({key: value for key, value in (("only", config.only), ("qualities", config.qualities)) if value})
+    if config.init:
+        record["init"] = config.init
+        if config.init.endswith(".safetensors"):
+            from licodec import zoo as weights
+
+            record["init_provenance"] = weights.from_bytes(Path(config.init).read_bytes()).provenance
+    return record
 
 
 def _export(codec, path: str, provenance: dict, base: str | None = None) -> None:

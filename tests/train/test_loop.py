@@ -74,7 +74,17 @@ def test_cli_train_and_export(images, tmp_path):
     result = subprocess.run([*common, "--steps", "3", "--resume", "--export", str(weights)], capture_output=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    assert zoo.from_bytes(weights.read_bytes()).qualities == 2
+    exported = zoo.from_bytes(weights.read_bytes())
+    assert exported.qualities == 2
+    assert exported.provenance["steps"] == 3 and exported.provenance["batch_size"] == 2
+    # Fine-tuning a weights file keeps its history in the new file's record.
+    tuned = tmp_path / "f2.safetensors"
+    fresh = [str(tmp_path / "f2.ckpt") if arg == str(checkpoint) else arg for arg in common]
+    result = subprocess.run([*fresh, "--steps", "1", "--init", str(weights), "--only", "analysis", "--export",
+                             str(tuned)], capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    record = zoo.from_bytes(tuned.read_bytes()).provenance
+    assert record["only"] == "analysis" and record["init_provenance"] == exported.provenance
     missing = subprocess.run([*common[:-8], "--checkpoint", str(tmp_path / "none.ckpt"), "--resume"],
                              capture_output=True, timeout=300)
     assert missing.returncode != 0 and b"Traceback" not in missing.stderr
