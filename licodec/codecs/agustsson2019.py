@@ -3,8 +3,9 @@ compression", ICCV 2019 [7]: global generative compression (GC), and selective g
 
     x --E--> w (C channels at 1/16) --Q (L learned centers)--> w_hat --G--> x_hat      D judges x against x_hat
 
-- E: a 7x7 convolution and four stride-2 convolutions (instance norm, ReLU), then a 3x3 convolution to the
-  bottleneck of C channels. Q: soft-to-hard quantization to L = 5 learned scalar centers ([13]).
+- E: a 7x7 convolution and four stride-2 convolutions (instance norm, ReLU; `norm="channel"`: HiFiC's channel
+  norm, which keeps the image's colour), then a 3x3 convolution to the bottleneck of C channels. Q: soft-to-hard
+  quantization to L = 5 learned scalar centers ([13]).
 - G: a convolution up to the widest width, residual blocks, four transposed convolutions back to full size.
 - D (training only, not shipped): a multi-scale patch discriminator (three scales), least-squares GAN loss,
   with feature matching and an MSE term for G (`generator_loss`, `discriminator_loss`).
@@ -39,16 +40,39 @@ from licodec.taxonomy import Taxonomy
 LIKELIHOOD_BOUND = 1e-9
 
 
-def _block(in_channels: int, out_channels: int, kernel: int, stride: int) -> nn.Sequential:
+class ChannelNorm(nn.Module):
+    """Normalization over the channels at each position, with a learned scale and offset per channel (HiFiC,
+    Mentzer et al. 2020). Instance norm, the paper's, normalizes each channel over the whole image: it removes
+    the image's mean colour and brightness, which G then cannot restore (our first GC model gave a red kodim02
+    back grey), and its statistics change with the image size between training crops and full images."""
+
+    def __init__(self, channels: int, eps: float = 1e-3) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(1, channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        dtype = x.dtype
+        x = x.float()
+        mean = x.mean(1, keepdim=True)
+        variance = x.var(1, keepdim=True, unbiased=False)
+        return ((x - mean) * torch.rsqrt(variance + self.eps) * self.weight + self.bias).to(dtype)
+
+
+NORMS = {"instance": lambda channels: nn.InstanceNorm2d(channels, affine=True), "channel": ChannelNorm}
+
+
+def _block(in_channels: int, out_channels: int, kernel: int, stride: int, norm: str) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel, stride, kernel // 2),
-                         nn.InstanceNorm2d(out_channels, affine=True), nn.ReLU())
+                         NORMS[norm](out_channels), nn.ReLU())
 
 
 class _Residual(nn.Module):
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str) -> None:
         super().__init__()
-        self.body = nn.Sequential(_block(channels, channels, 3, 1), nn.Conv2d(channels, channels, 3, 1, 1),
-                                  nn.InstanceNorm2d(channels, affine=True))
+        self.body = nn.Sequential(_block(channels, channels, 3, 1, norm), nn.Conv2d(channels, channels, 3, 1, 1),
+                                  NORMS[norm](channels))
 
     def forward(self, x: Tensor) -> Tensor:
         return x + self.body(x)
@@ -101,22 +125,25 @@ class GenerativeCompression(Codec):
 
     def __init__(self, widths: tuple[int, ...] = (60, 120, 240, 480, 960), bottlenecks: tuple[int, ...] = (2, 4, 8, 16),
                  centers: int = 5, residual_blocks: int = 9, mse_weight: float = 10.0,
-                 feature_weight: float = 10.0, discriminator_widths: tuple[int, ...] = (64, 128, 256, 512)) -> None:
+                 feature_weight: float = 10.0, discriminator_widths: tuple[int, ...] = (64, 128, 256, 512),
+                 norm: str = "instance") -> None:
         bottlenecks = tuple(int(b) for b in bottlenecks)
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
         super().__init__(tuple(float(b) for b in bottlenecks), widths=list(widths), bottlenecks=list(bottlenecks),
                          centers=centers, residual_blocks=residual_blocks, mse_weight=mse_weight,
-                         feature_weight=feature_weight, discriminator_widths=list(discriminator_widths))
+                         feature_weight=feature_weight, discriminator_widths=list(discriminator_widths), norm=norm)
         self.config.pop("lmbdas")
         C = max(bottlenecks)
         self.analysis = nn.Sequential(
-            _block(3, widths[0], 7, 1), *[_block(a, b, 3, 2) for a, b in zip(widths[:-1], widths[1:])],
+            _block(3, widths[0], 7, 1, norm), *[_block(a, b, 3, 2, norm) for a, b in zip(widths[:-1], widths[1:])],
             nn.Conv2d(widths[-1], C, 3, 1, 1),
         )
         up = list(reversed(widths))
         self.synthesis = nn.Sequential(
-            _block(C + 1, up[0], 3, 1), *[_Residual(up[0]) for _ in range(residual_blocks)],
+            _block(C + 1, up[0], 3, 1, norm), *[_Residual(up[0], norm) for _ in range(residual_blocks)],
             *[nn.Sequential(nn.ConvTranspose2d(a, b, 3, 2, 1, output_padding=1),
-                            nn.InstanceNorm2d(b, affine=True), nn.ReLU()) for a, b in zip(up[:-1], up[1:])],
+                            NORMS[norm](b), nn.ReLU()) for a, b in zip(up[:-1], up[1:])],
             nn.Conv2d(up[-1], 3, 7, 1, 3), nn.Tanh(),
         )
         self.quantizer = SoftToHard(centers)

@@ -94,3 +94,31 @@ def test_damaged_files(codec, monkeypatch):
     for data in (compress_tensor(torch.rand(1, 3, 40, 56), 3, codec, 4),
                  compress_tensor(torch.rand(1, 3, 40, 56), 3, codec, 2, preserve=mask)):
         assert_damage_is_handled(data, 40, 5)
+
+
+def test_channel_norm_is_local_and_the_default_stays_the_papers():
+    """Channel norm works at each position alone (an image's colour survives it, and crops and full images see
+    the same statistics); instance norm, the paper's and the default, mixes the whole image."""
+    from licodec.codecs.agustsson2019 import NORMS
+
+    torch.manual_seed(2)
+    x = torch.randn(1, 6, 8, 8)
+    changed = x.clone()
+    changed[..., 4:, :] += 3.0  # the bottom half only
+    channel = NORMS["channel"](6)
+    assert torch.allclose(channel(x)[..., :4, :], channel(changed)[..., :4, :])
+    instance = NORMS["instance"](6)
+    assert not torch.allclose(instance(x)[..., :4, :], instance(changed)[..., :4, :])
+    assert codec_class("agustsson2019-gc")(widths=(8, 8, 8, 8, 16), residual_blocks=1).config["norm"] == "instance"
+    with pytest.raises(ValueError, match="norm"):
+        codec_class("agustsson2019-gc")(widths=(8, 8, 8, 8, 16), residual_blocks=1, norm="batch")
+
+
+def test_channel_norm_model_round_trips():
+    torch.manual_seed(3)
+    codec = codec_class("agustsson2019-gc")(widths=(8, 8, 8, 8, 16), residual_blocks=1, norm="channel")
+    codec.update()
+    codec.eval()
+    x = torch.rand(1, 3, 40, 56)
+    encoded = codec.compress(x, 2)
+    assert torch.allclose(codec.decompress(encoded), _expected(codec, x, 2), atol=1e-6)
