@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,9 @@ from licodec.codecs.base import Codec
 from licodec.data.folder import CropSampler, list_images
 from licodec.registry import codec_class
 from licodec.train.losses import METRICS, MIN_MS_SSIM_CROP, rd_loss
+
+# A module per quality level (the hyperprior's z densities) is named "<head>.levels.<level>.<rest>".
+PER_LEVEL = re.compile(r"(?P<head>.+)\.levels\.(?P<level>\d+)\.(?P<rest>.+)")
 
 
 @dataclass
@@ -251,8 +255,8 @@ def _level_sources(own: list[float] | None, saved: list[float] | None) -> list[i
     """For each of this codec's lambdas, the saved model's level it starts from: the one with that lambda, or else
     the nearest (in log lambda; a level added to a variable-rate model starts from its neighbour). None when the
     levels are the same."""
-    if not own or not saved or list(own) == list(saved):
-        return None
+    if not own or not saved or list(own) == list(saved) or min(*own, *saved) <= 0:
+        return None  # the same levels, or "levels" that are not lambdas (rippel2017's are zeros)
     return [min(range(len(saved)), key=lambda i: abs(math.log(saved[i] / lmbda))) for lmbda in own]
 
 
@@ -265,13 +269,12 @@ def _per_level(saved: dict, own: dict, sources: list[int], levels: int) -> dict:
         if (key in own and value.ndim and value.shape[0] == levels and own[key].shape[0] == len(sources)
                 and own[key].shape[1:] == value.shape[1:]):
             laid_out[key] = value[sources]
-        elif ".levels." not in key:
+        elif not PER_LEVEL.match(key):
             laid_out[key] = value
     for key in own:
-        head, found, tail = key.partition(".levels.")
-        index, _, rest = tail.partition(".")
-        if found and index.isdigit() and int(index) < len(sources):
-            source = f"{head}.levels.{sources[int(index)]}.{rest}"
+        match = PER_LEVEL.match(key)
+        if match and int(match["level"]) < len(sources):
+            source = f"{match['head']}.levels.{sources[int(match['level'])]}.{match['rest']}"
             if source in saved:
                 laid_out[key] = saved[source]
     return laid_out
