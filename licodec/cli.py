@@ -248,8 +248,11 @@ def zoo(as_json: bool) -> None:
         click.echo(f"    weights: {entry['file']} ({entry['bytes'] / 1e6:.1f} MB, hash {entry['hash']}), "
                    f"qualities 1-{entry['qualities']}"
                    + (f", lambdas {entry['lmbdas']}" if entry["lmbdas"] else ""))
-        if entry["provenance"]:
-            click.echo("    trained: " + ", ".join(f"{k} {v}" for k, v in entry["provenance"].items()))
+        record, label = entry["provenance"], "trained"
+        while record:  # the last run first, then the runs of the weights it started from
+            earlier = record.get("init_provenance")
+            click.echo(f"    {label}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "init_provenance"))
+            record, label = earlier, "before that"
     click.echo("\ndatasets of the field:")
     for row in survey.DATASETS:
         click.echo(f"    {row.name:24} {row.images:>26} images  {row.resolution:22} {row.use}  ({row.source})")
