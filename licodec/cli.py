@@ -359,10 +359,8 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
     except ValueError as error:
         raise LicodecError(str(error)) from None
     if export and (not dist.is_initialized() or dist.get_rank() == 0):
-        if resume:  # the run's own settings (--init, --only, ...) are those its checkpoint was started with
-            config = TrainConfig(**{**torch.load(checkpoint, map_location="cpu", weights_only=False)["train_config"],
-                                    "steps": steps})
-        _export(codec.cpu(), export, _provenance(config))
+        # On resume, the run's own settings (--init, --only, ...) are those its checkpoint was started with.
+        _export(codec.cpu(), export, _provenance(codec.train_config))
     if dist.is_initialized():
         # Every rank past its last collective and rank 0's export before any tears the group down: a rank that
         # left early made the other abort at exit ("terminate called without an active exception"), under load.

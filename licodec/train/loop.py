@@ -87,7 +87,8 @@ def build(config: TrainConfig) -> Codec:
 
 
 def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_at: int | None = None) -> Codec:
-    """Train `config.codec` and return it (tables not yet frozen: call `update()` before coding).
+    """Train `config.codec` and return it (tables not yet frozen: call `update()` before coding). The codec's
+    `train_config` is the configuration the run used (on resume, the checkpoint's, with this call's steps).
 
     `stop_at` ends this run early at that step, with a checkpoint, so a long schedule can run in resumable chunks.
     """
@@ -195,6 +196,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world,
                   gan.state() if gan is not None else None)
     bar.close()
+    codec.train_config = config
     return codec
 
 
