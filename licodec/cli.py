@@ -442,13 +442,16 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
               help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUT/"
                    "thumbnails), as [1] does with 32 (0: the images as they are).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
+@click.option("--reuse", is_flag=True,
+              help="Keep the points of OUT/points.csv made by the same weights (or classical libraries) on the same "
+                   "images at the same settings; code only the rest (their times stay those of that run).")
 def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
              published_curves: str, published_dataset: str, crop_bpp: float, limit: int, thumbnails: int,
-             jobs: int) -> None:
+             jobs: int, reuse: bool) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
-    from licodec.eval.run import make_thumbnails
+    from licodec.eval.run import make_thumbnails, read_points
 
     names = [n.strip() for n in codec_list.split(",") if n.strip()]
     if anchor not in names:
@@ -456,7 +459,7 @@ def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_d
     images = _dataset_images(dataset, root)[: limit or None]
     if thumbnails:
         images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
-    points = run_evaluation(names, images, jobs=jobs)
+    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [])
     curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
     title = Path(dataset).name + (f" ({thumbnails}x{thumbnails} thumbnails)" if thumbnails else "")
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,

@@ -20,6 +20,8 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib import metadata
 
 import numpy as np
 from PIL import Image
@@ -66,6 +68,19 @@ def _jpegxl(image: np.ndarray, distance: float) -> bytes:
     import imagecodecs
 
     return bytes(imagecodecs.jpegxl_encode(image, distance=distance, effort=7))
+
+
+@cache
+def library_versions() -> str:
+    """The versions of the libraries that make the classical codecs' bytes (an evaluation reuses a classical
+    codec's earlier points only when these match)."""
+    found = []
+    for package in ("pillow", "pillow-heif", "imagecodecs"):
+        try:
+            found.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            found.append(f"{package} missing")
+    return ", ".join(found)
 
 
 def _pillow_decode(data: bytes) -> np.ndarray:

@@ -1,11 +1,14 @@
 """Evaluate codecs on a set of images: real bytes, PSNR (RGB and Y) and MS-SSIM on 8-bit RGB, timings.
 
 Images are processed in parallel worker processes (one PyTorch thread each); every worker loads each learned
-codec once.
+codec once. Points from an earlier run can be reused: a codec's points on an image are kept when that run coded the
+image with the same weights (learned codecs: the weights hash the files record) or the same library versions
+(classical codecs) at the same settings; only what changed is coded again.
 """
 
 from __future__ import annotations
 
+import csv
 import math
 import multiprocessing
 import time
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from licodec.eval.classical import CLASSICAL
+from licodec.eval.classical import CLASSICAL, library_versions
 from licodec.eval.metrics import ms_ssim, psnr, psnr_y
 from licodec.io import read_image, to_uint8
 
@@ -37,6 +40,7 @@ class Point:
     ms_ssim: float
     encode_s: float
     decode_s: float
+    source: str = ""  # what made the bytes: the weights hash, or the classical libraries' versions
 
 
 class Coder:
@@ -53,6 +57,12 @@ class Coder:
             self.classical = None
             self.learned = load(name)
             self.settings = tuple(range(1, self.learned.qualities + 1))
+
+    @property
+    def source(self) -> str:
+        """What decides the bytes besides the image and the setting: the weights hash of a learned codec, the
+        versions of the libraries behind a classical one."""
+        return library_versions() if self.classical is not None else self.learned.weights_hash
 
     def all_settings(self) -> tuple[float, ...]:
         """Every setting a search for a target rate may try, by increasing rate: a classical codec's whole range;
@@ -129,7 +139,8 @@ def evaluate_image(path: Path, codecs: list[str]) -> list[Point]:
     for name in codecs:
         for setting, data, x_hat, encode_s, decode_s in _coder(name).code_all(x):
             points.append(Point(name, setting, path.name, len(data), 8 * len(data) / (height * width),
-                                psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s))
+                                psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s,
+                                _coder(name).source))
     return points
 
 
@@ -156,23 +167,68 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True) -> list[Point]:
-    """Code every image with every codec at every setting, for real, `jobs` images at a time."""
+def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> dict[tuple[str, str], list[Point]]:
+    """(codec, image name) -> the earlier points that stand for it: made by the same source at every setting."""
+    found: dict[tuple[str, str], list[Point]] = {}
+    for point in earlier:
+        found.setdefault((point.codec, point.image), []).append(point)
+    names = {path.name for path in images}
+    keep = {}
+    for (codec, image), group in found.items():
+        if codec not in codecs or image not in names:
+            continue
+        coder = _coder(codec)
+        if all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(
+                float(s) for s in coder.settings):
+            keep[codec, image] = sorted(group, key=lambda p: p.quality)
+    return keep
+
+
+def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True,
+             reuse: list[Point] = ()) -> list[Point]:
+    """Code every image with every codec at every setting, for real, `jobs` images at a time; points of `reuse`
+    made by the same weights or libraries at the same settings are kept instead of coding again."""
     for name in codecs:
         _coder(name)  # fail early, in this process, on an unknown codec or missing weights
-    points: list[Point] = []
-    with tqdm(total=len(images), desc="evaluating", unit="image", disable=not progress) as bar:
+    kept = _reusable(list(reuse), codecs, images)
+    todo = [[name for name in codecs if (name, path.name) not in kept] for path in images]
+    coded: list[list[Point]] = [[] for _ in images]
+    work = [i for i, names in enumerate(todo) if names]
+    with tqdm(total=len(work), desc="evaluating", unit="image", disable=not progress) as bar:
         if jobs <= 1:
-            for path in images:
-                points += evaluate_image(path, codecs)
+            for i in work:
+                coded[i] = evaluate_image(images[i], todo[i])
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
-                for result in pool.map(evaluate_image, images, [codecs] * len(images)):
-                    points += result
+                results = pool.map(evaluate_image, [images[i] for i in work], [todo[i] for i in work])
+                for i, result in zip(work, results, strict=True):
+                    coded[i] = result
                     bar.update(1)
+    points: list[Point] = []
+    for path, new in zip(images, coded, strict=True):
+        for name in codecs:
+            points += kept.get((name, path.name)) or [p for p in new if p.codec == name]
     return points
+
+
+def read_points(path: Path) -> list[Point]:
+    """The points of a points.csv that an evaluation wrote (none when the file is missing or older than the
+    `source` column, so nothing is reused that cannot be checked)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows or "source" not in rows[0]:
+        return []
+
+    def setting(text: str) -> int | float:  # as it was written: 5 stays 5, 0.1 and 1.0 stay floats
+        return int(text) if text.lstrip("-").isdigit() else float(text)
+
+    types = {"quality": setting, "bytes": int, "bpp": float, "psnr": float, "psnr_y": float, "ms_ssim": float,
+             "encode_s": float, "decode_s": float}
+    return [Point(**{key: types.get(key, str)(value) for key, value in row.items()}) for row in rows]
 
 
 def mean_curves(points: list[Point]) -> dict[str, list[dict]]:

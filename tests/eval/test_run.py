@@ -34,6 +34,13 @@ def test_eval_command_on_two_images(tmp_path):
     assert (out / "rd_psnr.png").stat().st_size > 1000 and (out / "rd_ms-ssim.png").exists()
     assert "Cross-check" in (out / "report.md").read_text()
 
+    before = (out / "points.csv").read_text()  # again with --reuse: nothing is coded, the times are the same
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
+                             "--jobs", "1", "--dataset", str(images), "--out", str(out), "--reuse"],
+                            capture_output=True, timeout=600)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert (out / "points.csv").read_text() == before
+
 
 def test_crops_take_the_rate_nearest_the_target_among_all_settings():
     import torch
@@ -114,3 +121,47 @@ def test_unmeasured_times_read_as_a_dash():
     row = next(line for line in markdown_report({"toderici2016": [point]}, "toderici2016").splitlines()
                if line.startswith("| toderici2016 | 2"))
     assert row.endswith("| - | 0.125 |") and "nan" not in row
+
+
+def test_an_evaluation_reuses_only_points_made_the_same_way(tmp_path, monkeypatch):
+    import csv
+    from dataclasses import replace
+
+    from PIL import Image
+
+    from licodec.eval import run
+
+    images = []
+    for index in (1, 2):
+        images.append(tmp_path / f"kodim0{index}.png")
+        Image.open(kodak_image(index)).crop((0, 0, 176, 168)).save(images[-1])  # MS-SSIM needs > 160
+    first = run.evaluate(["jpeg"], images, progress=False)
+    assert {p.source for p in first} == {run.library_versions()}
+    with open(tmp_path / "points.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(run.as_rows(first)[0]))
+        writer.writeheader()
+        writer.writerows(run.as_rows(first))
+    earlier = run.read_points(tmp_path / "points.csv")
+    assert earlier == first
+
+    calls = []
+    coding = run.evaluate_image
+    monkeypatch.setattr(run, "evaluate_image", lambda path, codecs: calls.append((path.name, codecs)) or
+                        coding(path, codecs))
+    second = run.evaluate(["jpeg", "webp"], images, progress=False, reuse=earlier)
+    assert calls == [("kodim01.png", ["webp"]), ("kodim02.png", ["webp"])]
+    assert [p for p in second if p.codec == "jpeg"] == first
+    assert len([p for p in second if p.codec == "webp"]) == 2 * len(run.CLASSICAL["webp"].settings)
+
+    calls.clear()  # made by other library versions, or missing a setting: coded again
+    changed = [replace(p, source="pillow 0.1") if p.image == "kodim01.png" else p for p in earlier]
+    run.evaluate(["jpeg"], images, progress=False, reuse=changed)
+    run.evaluate(["jpeg"], images, progress=False, reuse=[p for p in earlier if p.quality != 50])
+    assert calls == [("kodim01.png", ["jpeg"]), ("kodim01.png", ["jpeg"]), ("kodim02.png", ["jpeg"])]
+    assert run.read_points(tmp_path / "missing.csv") == []
+
+
+def test_a_learned_codecs_points_record_its_weights_hash():
+    from licodec.eval.run import _coder
+
+    assert _coder("balle2018-hyperprior").source == zoo.load("balle2018-hyperprior").weights_hash
