@@ -244,6 +244,16 @@ class FullResolution(RecurrentCodec):
                          context_filters=context_filters)
         self.context = VolumeContext(2, context_filters, conditioned=True)
 
+    def train(self, mode: bool = True) -> FullResolution:
+        """With the recurrent network frozen (`licodec train --only context`), it runs as it codes: the binarizer
+        gives its signs, not its training samples, so the context model learns the bits the coder will code."""
+        super().train(mode)
+        network = [*self.encoder.parameters(), *self.decoder.parameters()]
+        if mode and not any(parameter.requires_grad for parameter in network):
+            self.encoder.eval()
+            self.decoder.eval()
+        return self
+
     def _code_likelihood(self, codes: list[Tensor]) -> Tensor:
         """Likelihood of every bit of every iteration under the context model, (N, T * bits, h, w)."""
         likelihoods = []

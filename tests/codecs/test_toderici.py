@@ -98,6 +98,20 @@ def test_training_pass_trains_the_networks_and_the_context_model():
     assert codec.context.layers[0].weight.grad.abs().sum() > 0
 
 
+def test_a_frozen_network_gives_the_context_model_the_bits_the_coder_codes():
+    codec = _small("toderici2017")
+    x = torch.rand(1, 3, 32, 32)
+    codec.train()
+    assert codec.encoder.training  # trained: stochastic bits
+    for parameter in [*codec.encoder.parameters(), *codec.decoder.parameters()]:
+        parameter.requires_grad_(False)
+    codec.train()
+    assert codec.context.training and not codec.encoder.training and not codec.decoder.training
+    codes, _ = codec.iterate(x, 2)
+    assert all(torch.equal(a, b) for a, b in zip(codes, codec.iterate(x, 2)[0], strict=True))
+    assert torch.equal(codes[0], codec.eval().iterate(x, 1)[0][0])  # the signs the coder codes
+
+
 def test_qualities_are_iterations(codec):
     with pytest.raises(CodecError):
         codec.compress(_image(), 2.5)
