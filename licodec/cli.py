@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -372,7 +373,8 @@ def _provenance(config) -> dict:
     """What a trained file records of its run: the schedule, and the history of the weights it started from (a
     weights file's own provenance, so that fine-tuning a shipped model keeps the record of its earlier runs)."""
     record = {"steps": config.steps, "device": config.device, "data": config.data, "batch_size": config.batch_size,
-              "crop": config.crop, "lr": config.lr, "final_lr": config.final_lr, "precision": config.precision}
+              "crop": config.crop, "lr": config.lr, "final_lr": config.final_lr, "precision": config.precision,
+              "metric": config.metric}
     record.update({key: value for key, value in (("only", config.only), ("qualities", config.qualities)) if value})
     if config.init:
         record["init"] = config.init
@@ -404,12 +406,16 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
     import torch
 
     from licodec.registry import codec_class
+    from licodec.train.loop import TrainConfig
 
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     codec = codec_class(state["codec"])(**state["train_config"]["codec_kwargs"])
     codec.load_state_dict(state["model"])
-    provenance = {"steps": state["step"], "batch_size": state["train_config"]["batch_size"],
-                  "crop": state["train_config"]["crop"], "metric": state["train_config"]["metric"]}
+    known = {f.name for f in fields(TrainConfig)}
+    config = TrainConfig(**{k: v for k, v in state["train_config"].items() if k in known})
+    provenance = _provenance(config)  # what `train --export` records, with the steps this checkpoint reached
+    if state["step"] != config.steps:
+        provenance.update(steps=state["step"], schedule_steps=config.steps)
     for item in note:
         key, _, value = item.partition("=")
         provenance[key] = value

@@ -77,6 +77,12 @@ def test_cli_train_and_export(images, tmp_path):
     exported = zoo.from_bytes(weights.read_bytes())
     assert exported.qualities == 2
     assert exported.provenance["steps"] == 3 and exported.provenance["batch_size"] == 2
+    # `licodec export` of the same checkpoint records the same run, and the notes given.
+    again = tmp_path / "g.safetensors"
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "export", str(checkpoint), "-o", str(again),
+                             "--note", "hardware=test"], capture_output=True, timeout=300)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert zoo.from_bytes(again.read_bytes()).provenance == {**exported.provenance, "hardware": "test"}
     # Fine-tuning a weights file keeps its history in the new file's record.
     tuned = tmp_path / "f2.safetensors"
     fresh = [str(tmp_path / "f2.ckpt") if arg == str(checkpoint) else arg for arg in common]
