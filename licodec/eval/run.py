@@ -214,12 +214,15 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
 
 
 def read_points(path: Path) -> list[Point]:
-    """The points of a points.csv that an evaluation wrote (none when the file is missing or older than the
-    `source` column, so nothing is reused that cannot be checked)."""
+    """The points of a points.csv that an evaluation wrote (none when the file is missing, unreadable or older than
+    the `source` column: nothing is reused that cannot be checked, and everything is coded again)."""
     if not path.is_file():
         return []
-    with open(path, newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    try:
+        with open(path, newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return []
     if not rows or "source" not in rows[0]:
         return []
 
@@ -228,7 +231,10 @@ def read_points(path: Path) -> list[Point]:
 
     types = {"quality": setting, "bytes": int, "bpp": float, "psnr": float, "psnr_y": float, "ms_ssim": float,
              "encode_s": float, "decode_s": float}
-    return [Point(**{key: types.get(key, str)(value) for key, value in row.items()}) for row in rows]
+    try:
+        return [Point(**{key: types.get(key, str)(value) for key, value in row.items()}) for row in rows]
+    except (TypeError, ValueError):  # a column missing, added or damaged
+        return []
 
 
 def mean_curves(points: list[Point]) -> dict[str, list[dict]]:

@@ -159,6 +159,9 @@ def test_an_evaluation_reuses_only_points_made_the_same_way(tmp_path, monkeypatc
     run.evaluate(["jpeg"], images, progress=False, reuse=[p for p in earlier if p.quality != 50])
     assert calls == [("kodim01.png", ["jpeg"]), ("kodim01.png", ["jpeg"]), ("kodim02.png", ["jpeg"])]
     assert run.read_points(tmp_path / "missing.csv") == []
+    damaged = (tmp_path / "points.csv").read_text().replace(",5,", ",five,", 1)
+    (tmp_path / "damaged.csv").write_text(damaged)
+    assert run.read_points(tmp_path / "damaged.csv") == []  # coded again, not a traceback
 
 
 def test_a_learned_codecs_points_record_its_weights_hash():
