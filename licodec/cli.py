@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 import click
@@ -411,8 +410,7 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
     state = torch.load(checkpoint, map_location="cpu", weights_only=False)
     codec = codec_class(state["codec"])(**state["train_config"]["codec_kwargs"])
     codec.load_state_dict(state["model"])
-    known = {f.name for f in fields(TrainConfig)}
-    config = TrainConfig(**{k: v for k, v in state["train_config"].items() if k in known})
+    config = TrainConfig.saved(state["train_config"])
     provenance = _provenance(config)  # what `train --export` records, with the steps this checkpoint reached
     if state["step"] != config.steps:
         provenance.update(steps=state["step"], schedule_steps=config.steps)

@@ -14,7 +14,7 @@ import multiprocessing
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -229,11 +229,11 @@ def read_points(path: Path) -> list[Point]:
     def setting(text: str) -> int | float:  # as it was written: 5 stays 5, 0.1 and 1.0 stay floats
         return int(text) if text.lstrip("-").isdigit() else float(text)
 
-    types = {"quality": setting, "bytes": int, "bpp": float, "psnr": float, "psnr_y": float, "ms_ssim": float,
-             "encode_s": float, "decode_s": float}
+    # Each column read back as its Point field's type (the annotations are strings under `annotations`).
+    types = {f.name: {"int": int, "float": float}.get(f.type, str) for f in fields(Point)} | {"quality": setting}
     try:
-        return [Point(**{key: types.get(key, str)(value) for key, value in row.items()}) for row in rows]
-    except (TypeError, ValueError):  # a column missing, added or damaged
+        return [Point(**{key: types[key](value) for key, value in row.items()}) for row in rows]
+    except (KeyError, TypeError, ValueError):  # a column missing, added or damaged
         return []
 
 

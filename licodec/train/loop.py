@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -49,6 +49,13 @@ class TrainConfig:
     codec_kwargs: dict = field(default_factory=dict)
     only: str = ""  # comma-separated parameter-name prefixes: train only these (fine-tuning part of a model)
     qualities: str = ""  # comma-separated 1-based levels to sample (empty: all), e.g. to train a level added
+
+    @classmethod
+    def saved(cls, record: dict, **changes) -> TrainConfig:
+        """The configuration a checkpoint saved (fields this version no longer has are ignored, new ones take
+        their defaults), with `changes` applied."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{**{k: v for k, v in record.items() if k in known}, **changes})
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -102,7 +109,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     checkpoint_path = Path(config.checkpoint)
     state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume else None
     if state is not None:
-        config = TrainConfig(**{**state["train_config"], "steps": config.steps, "checkpoint": config.checkpoint})
+        config = TrainConfig.saved(state["train_config"], steps=config.steps, checkpoint=config.checkpoint)
     codec = build(config).to(device)
     prefixes = tuple(p.strip() for p in config.only.split(",") if p.strip())
     if config.init and state is None:
