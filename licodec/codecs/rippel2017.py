@@ -1,14 +1,18 @@
 """Rippel & Bourdev, "Real-time adaptive image compression", ICML 2017 [6].
 
     x --pyramid (scales 1, 1/2, 1/4)--> per-scale features --interscale alignment (strided convolutions to 1/8,
-      summed)--> coefficients in [-1, 1] --quantize to B bits--> bitplanes --adaptive arithmetic coding-->
+      summed)--> coefficients in [0, 1] --quantize to B bits--> bitplanes --adaptive arithmetic coding-->
 
 - Pyramidal analysis: the image at three scales, a small convolutional extractor per scale, and interscale
   alignment that brings every scale to the coefficients' resolution (1/8) by strided convolutions and sums them;
   `blocks` residual blocks then work at 1/8 before the coefficients (and after them in the synthesis): without
   them the first trainings stalled near 17-20 dB.
   The synthesis mirrors it (transposed convolutions per scale, upsampled and summed).
-- Quantization to B bits, then bitplane decomposition: each coefficient's B bits, most significant first.
+- Quantization to B bits, then bitplane decomposition: each coefficient's B bits, most significant first. The
+  coefficients are magnitudes in [0, 1] (a sigmoid), so a zero coefficient is all zero bits and ACR, which pulls
+  magnitudes down, empties the most significant planes. (An earlier version coded offset-binary codes of tanh
+  outputs: ACR then pulled coefficients to the middle code, where every plane flips, 31 = 011111 and 32 = 100000,
+  so the first plane was a sign and every further plane cost 0.6-0.9 bit per coefficient.)
 - Adaptive arithmetic coding of the bitplanes with a learned context model: the bits form a volume ordered
   (channel, bitplane) x row x column, so a bit's context holds the more significant bits of its own coefficient
   and of its neighbours; a masked 3D CNN (`VolumeContext`, integer at coding time) gives its probability.
@@ -56,7 +60,7 @@ def _up(channels: int, steps: int) -> nn.Sequential:
 
 
 class PyramidAnalysis(nn.Module):
-    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients through tanh."""
+    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients in [0, 1] (sigmoid)."""
 
     def __init__(self, features: int, channels: int, blocks: int = 0) -> None:
         super().__init__()
@@ -72,7 +76,7 @@ class PyramidAnalysis(nn.Module):
         for s in range(SCALES):
             scaled = x if s == 0 else F.avg_pool2d(x, 2**s)
             total = total + self.align[s](self.extract[s](scaled))
-        return torch.tanh(self.out(self.body(total)))
+        return torch.sigmoid(self.out(self.body(total)))
 
 
 class PyramidSynthesis(nn.Module):
@@ -132,15 +136,15 @@ class RealTimeAdaptive(Codec):
         return (1 << self.config["bitplanes"]) - 1
 
     def quantize(self, y: Tensor, planes: Tensor) -> tuple[Tensor, Tensor]:
-        """(y_hat in [-1, 1] with identity gradient, integer codes) keeping the `planes` most significant
+        """(y_hat in [0, 1] with identity gradient, integer codes) keeping the `planes` most significant
         bitplanes of each sample (the dropped ones read as the middle of their interval)."""
         B = self.config["bitplanes"]
-        scaled = (y + 1) / 2 * self.top
+        scaled = y * self.top
         codes = torch.round(scaled).long().clamp(0, self.top)
         drop = (B - planes).view(-1, 1, 1, 1)
         kept = torch.div(codes, 2**drop, rounding_mode="floor") * 2**drop
         middle = torch.where(drop > 0, 2 ** (drop - 1), 0)
-        value = (kept + middle).to(y).clamp(0, self.top) / self.top * 2 - 1
+        value = (kept + middle).to(y).clamp(0, self.top) / self.top
         return y + (value - y).detach(), kept
 
     def bitplanes(self, codes: Tensor) -> Tensor:
@@ -158,9 +162,9 @@ class RealTimeAdaptive(Codec):
         return (bits.view(n, -1, B, h, w) * weights).sum(2)
 
     def acr(self, codes: Tensor) -> Tensor:
-        """Adaptive codelength regularization per sample: mean log2(1 + |c|) of the centred codes and of their
+        """Adaptive codelength regularization per sample: mean log2(1 + |c|) of the codes and of their
         differences to the left and upper neighbours (computed on the straight-through values)."""
-        c = codes - self.top / 2
+        c = codes
         terms = torch.log2(1 + c.abs()).flatten(1).mean(1)
         terms = terms + torch.log2(1 + (c[..., 1:] - c[..., :-1]).abs()).flatten(1).mean(1)
         return terms + torch.log2(1 + (c[..., 1:, :] - c[..., :-1, :]).abs()).flatten(1).mean(1)
@@ -174,14 +178,15 @@ class RealTimeAdaptive(Codec):
         y_hat, codes = self.quantize(y, planes)
         x_hat = self.transform(self.synthesis, y_hat)
         bits = self.bitplanes(codes)
-        logits = self.context.logits(bits.float() * 2 - 1)
-        probabilities = torch.softmax(logits.float(), dim=1)
-        chosen = torch.gather(probabilities, 1, bits.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
         B = self.config["bitplanes"]
         coded = (torch.arange(B, device=x.device).view(1, 1, B, 1, 1) < planes.view(-1, 1, 1, 1, 1))
         coded = coded.expand(-1, y.shape[1], -1, *y.shape[-2:]).flatten(1, 2)
+        # The context sees a plane that is not coded as 0, as the coder does (coded bits are -1 or +1).
+        logits = self.context.logits(torch.where(coded, bits.float() * 2 - 1, 0.0))
+        probabilities = torch.softmax(logits.float(), dim=1)
+        chosen = torch.gather(probabilities, 1, bits.unsqueeze(1)).squeeze(1).clamp(min=LIKELIHOOD_BOUND)
         likelihood = torch.where(coded, chosen, torch.ones_like(chosen))
-        scaled = (y_hat + 1) / 2 * self.top  # straight-through codes, for ACR's gradient
+        scaled = y_hat * self.top  # straight-through codes, for ACR's gradient
         return RDOutput(x_hat, {"bits": likelihood}, {"acr": self.acr(scaled)})
 
     def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
@@ -252,6 +257,6 @@ class RealTimeAdaptive(Codec):
         codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
         drop = self.config["bitplanes"] - planes
         middle = 2 ** (drop - 1) if drop > 0 else 0
-        y_hat = ((codes + middle).clamp(0, self.top).float() / self.top * 2 - 1)
+        y_hat = (codes + middle).clamp(0, self.top).float() / self.top
         x_hat = self.transform(self.synthesis, self.layout(y_hat))
         return torch.nan_to_num(x_hat, nan=0.0)[..., : encoded.height, : encoded.width].clamp(0, 1)

@@ -50,6 +50,25 @@ def test_acr_prefers_small_and_smooth_codes(codec):
     rough = flat.clone()
     rough[..., ::2, ::2] = 15
     assert codec.acr(flat) < codec.acr(rough)
+    assert codec.acr(torch.zeros_like(flat)) < codec.acr(flat)  # small magnitudes cost less
+
+
+def test_zero_coefficients_are_all_zero_bits(codec):
+    _, codes = codec.quantize(torch.zeros(1, 4, 2, 2), torch.tensor([4]))
+    assert not codec.bitplanes(codes).any()
+
+
+@pytest.mark.parametrize("planes", [1, 3])
+def test_training_estimate_matches_the_file(codec, planes):
+    """The training pass's bits are the coder's: planes that are not coded look the same to the context."""
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        for layer in codec.context.layers:  # sharper predictions than random weights give, so context matters
+            layer.weight.mul_(4)
+        codec.update()
+        estimate = float(-torch.log2(codec(x, torch.tensor([planes - 1])).likelihoods["bits"]).sum()) / 8
+    assert len(codec.compress(x, planes).sections[0]) == pytest.approx(estimate, rel=0.02, abs=8)
 
 
 def test_training_pass_and_loss(codec):
