@@ -184,8 +184,10 @@ class GenerativeCompression(Codec):
 
     # --- training objective (used by the GAN training loop) ---------------------------------------------------
 
-    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module) -> dict[str, Tensor]:
-        """Least-squares GAN + feature matching + MSE (the GC objective of [7]); plus the symbol model's rate."""
+    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,
+                       metric: str = "mse") -> dict[str, Tensor]:
+        """Least-squares GAN + feature matching + MSE (the GC objective of [7], whatever `metric` says); plus the
+        symbol model's rate."""
         fake = discriminator(output.x_hat)
         with torch.no_grad():
             real = discriminator(x)

@@ -204,9 +204,10 @@ class RealTimeAdaptive(Codec):
         loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
         return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
 
-    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module) -> dict[str, Tensor]:
-        """`loss` plus the least-squares adversarial term of the generator."""
-        terms = self.loss(output, x, None, "mse")
+    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,
+                       metric: str = "mse") -> dict[str, Tensor]:
+        """`loss` (with `metric`'s distortion) plus the least-squares adversarial term of the generator."""
+        terms = self.loss(output, x, None, metric)
         fake = discriminator(output.x_hat)
         adversarial = sum(((scale[-1] - 1) ** 2).mean() for scale in fake) / len(fake)
         terms["loss"] = terms["loss"] + adversarial

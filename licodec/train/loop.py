@@ -177,7 +177,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         output = codec(x, quality)
         # A codec may define its own objective (the recurrent codecs: residuals over iterations; GANs).
         if gan is not None:
-            terms = codec.generator_loss(output, x, gan.discriminator)
+            terms = codec.generator_loss(output, x, gan.discriminator, config.metric)
         else:
             terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
         aux = codec.aux_loss()

@@ -97,6 +97,12 @@ def test_loss_follows_the_training_metric(codec):
     codec.alpha.fill_(alpha)
     ssim = codec.loss(output, x, None, "ms-ssim")["loss"]
     assert not torch.isclose(mse, ssim)
+    discriminator = codec.build_discriminator()  # the adversarial objective keeps the run's metric too
+    codec.alpha.fill_(alpha)
+    gan_mse = codec.generator_loss(output, x, discriminator, "mse")
+    codec.alpha.fill_(alpha)
+    gan_ssim = codec.generator_loss(output, x, discriminator, "ms-ssim")
+    assert torch.isclose(gan_mse["loss"] - gan_mse["g"], mse) and torch.isclose(gan_ssim["loss"] - gan_ssim["g"], ssim)
     codec.eval()
 
 
