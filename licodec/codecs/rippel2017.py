@@ -60,10 +60,14 @@ def _up(channels: int, steps: int) -> nn.Sequential:
 
 
 class PyramidAnalysis(nn.Module):
-    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients in [0, 1] (sigmoid)."""
+    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients in [0, 1]: a sigmoid, or
+    (`bound="clamp"`) the pre-activation clamped to [0, 1], which gives exact zeros wherever it is negative."""
 
-    def __init__(self, features: int, channels: int, blocks: int = 0) -> None:
+    def __init__(self, features: int, channels: int, blocks: int = 0, bound: str = "sigmoid") -> None:
         super().__init__()
+        if bound not in ("sigmoid", "clamp"):
+            raise ValueError(f"bound must be 'sigmoid' or 'clamp', not {bound!r}")
+        self.bound = bound
         self.extract = nn.ModuleList(nn.Sequential(nn.Conv2d(3, features, 3, 1, 1), nn.ReLU(),
                                                    nn.Conv2d(features, features, 3, 1, 1), nn.ReLU())
                                      for _ in range(SCALES))
@@ -76,7 +80,8 @@ class PyramidAnalysis(nn.Module):
         for s in range(SCALES):
             scaled = x if s == 0 else F.avg_pool2d(x, 2**s)
             total = total + self.align[s](self.extract[s](scaled))
-        return torch.sigmoid(self.out(self.body(total)))
+        pre = self.out(self.body(total))
+        return torch.sigmoid(pre) if self.bound == "sigmoid" else pre.clamp(0, 1)
 
 
 class PyramidSynthesis(nn.Module):
@@ -117,12 +122,12 @@ class RealTimeAdaptive(Codec):
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
-                 adversarial: bool = False, blocks: int = 2) -> None:
+                 adversarial: bool = False, blocks: int = 2, bound: str = "sigmoid") -> None:
         super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
-                         adversarial=adversarial, blocks=blocks)
+                         adversarial=adversarial, blocks=blocks, bound=bound)
         self.config.pop("lmbdas")
-        self.analysis = PyramidAnalysis(features, channels, blocks)
+        self.analysis = PyramidAnalysis(features, channels, blocks, bound)
         self.synthesis = PyramidSynthesis(features, channels, blocks)
         self.context = VolumeContext(2, context_filters)
         self.adversarial = adversarial

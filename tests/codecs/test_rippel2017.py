@@ -121,3 +121,12 @@ def test_acr_weight_adapts_within_bounds(codec):
     codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
     assert float(codec.alpha) == pytest.approx(codec.config["alpha"] / 10)
     codec.eval()
+
+
+def test_clamped_coefficients_are_exactly_zero_where_negative():
+    torch.manual_seed(3)
+    codec = codec_class("rippel2017")(features=8, channels=4, bitplanes=4, context_filters=4, bound="clamp")
+    y = codec.analysis(torch.rand(1, 3, 32, 32))
+    assert float(y.min()) == 0.0 and float(y.max()) <= 1.0 and (y == 0).any()
+    with pytest.raises(ValueError, match="bound"):
+        codec_class("rippel2017")(bound="tanh")
