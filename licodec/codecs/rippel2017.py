@@ -9,8 +9,9 @@
   them the first trainings stalled near 17-20 dB.
   The synthesis mirrors it (transposed convolutions per scale, upsampled and summed).
 - Quantization to B bits, then bitplane decomposition: each coefficient's B bits, most significant first. The
-  coefficients are magnitudes in [0, 1] (a sigmoid), so a zero coefficient is all zero bits and ACR, which pulls
-  magnitudes down, empties the most significant planes. (An earlier version coded offset-binary codes of tanh
+  coefficients are magnitudes in [0, 1] (clamped, so exact zeros wherever the pre-activation is negative; or a
+  sigmoid, `bound="sigmoid"`), so a zero coefficient is all zero bits and ACR, which pulls magnitudes down, empties
+  the most significant planes. (An earlier version coded offset-binary codes of tanh
   outputs: ACR then pulled coefficients to the middle code, where every plane flips, 31 = 011111 and 32 = 100000,
   so the first plane was a sign and every further plane cost 0.6-0.9 bit per coefficient.)
 - Adaptive arithmetic coding of the bitplanes with a learned context model: the bits form a volume ordered
@@ -60,10 +61,10 @@ def _up(channels: int, steps: int) -> nn.Sequential:
 
 
 class PyramidAnalysis(nn.Module):
-    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients in [0, 1]: a sigmoid, or
-    (`bound="clamp"`) the pre-activation clamped to [0, 1], which gives exact zeros wherever it is negative."""
+    """Features per scale, aligned to 1/8 resolution and summed, then C coefficients in [0, 1]: the pre-activation
+    clamped to [0, 1], which gives exact zeros wherever it is negative (`bound="clamp"`), or a sigmoid."""
 
-    def __init__(self, features: int, channels: int, blocks: int = 0, bound: str = "sigmoid") -> None:
+    def __init__(self, features: int, channels: int, blocks: int = 0, bound: str = "clamp") -> None:
         super().__init__()
         if bound not in ("sigmoid", "clamp"):
             raise ValueError(f"bound must be 'sigmoid' or 'clamp', not {bound!r}")
@@ -122,7 +123,7 @@ class RealTimeAdaptive(Codec):
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
-                 adversarial: bool = False, blocks: int = 2, bound: str = "sigmoid") -> None:
+                 adversarial: bool = False, blocks: int = 2, bound: str = "clamp") -> None:
         super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
                          adversarial=adversarial, blocks=blocks, bound=bound)
