@@ -168,12 +168,11 @@ class RealTimeAdaptive(Codec):
         return (bits.view(n, -1, B, h, w) * weights).sum(2)
 
     def acr(self, codes: Tensor) -> Tensor:
-        """Adaptive codelength regularization per sample: mean log2(1 + |c|) of the codes and of their
-        differences to the left and upper neighbours (computed on the straight-through values)."""
-        c = codes
-        terms = torch.log2(1 + c.abs()).flatten(1).mean(1)
-        terms = terms + torch.log2(1 + (c[..., 1:] - c[..., :-1]).abs()).flatten(1).mean(1)
-        return terms + torch.log2(1 + (c[..., 1:, :] - c[..., :-1, :]).abs()).flatten(1).mean(1)
+        """Adaptive codelength regularization per sample: mean log2(1 + c) of the codes (magnitudes, c >= 0) and
+        mean log2(1 + |difference|) to their left and upper neighbours (on the straight-through values)."""
+        terms = torch.log2(1 + codes).flatten(1).mean(1)
+        terms = terms + torch.log2(1 + (codes[..., 1:] - codes[..., :-1]).abs()).flatten(1).mean(1)
+        return terms + torch.log2(1 + (codes[..., 1:, :] - codes[..., :-1, :]).abs()).flatten(1).mean(1)
 
     # --- training -------------------------------------------------------------------------------------------
 
