@@ -123,10 +123,10 @@ class RealTimeAdaptive(Codec):
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
-                 adversarial: bool = False, blocks: int = 2, bound: str = "clamp") -> None:
+                 adversarial: bool = False, blocks: int = 2, bound: str = "clamp", mse_weight: float = 0.0) -> None:
         super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
-                         adversarial=adversarial, blocks=blocks, bound=bound)
+                         adversarial=adversarial, blocks=blocks, bound=bound, mse_weight=mse_weight)
         self.config.pop("lmbdas")
         self.analysis = PyramidAnalysis(features, channels, blocks, bound)
         self.synthesis = PyramidSynthesis(features, channels, blocks)
@@ -196,8 +196,8 @@ class RealTimeAdaptive(Codec):
 
     def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
         """lambda * D + alpha * ACR + the context model's bits (which train the context model; its input bits
-        carry no gradient). D is `metric`'s distortion (MSE in 8-bit units, or 1 - MS-SSIM); alpha follows the
-        rate toward `target_bpp`."""
+        carry no gradient). D is `metric`'s distortion (MSE in 8-bit units, or 1 - MS-SSIM), plus `mse_weight`
+        times the MSE when that is set; alpha follows the rate toward `target_bpp`."""
         bpp = bits_per_pixel(output, x)
         if self.training and self.config["target_bpp"] is not None:
             with torch.no_grad():
@@ -207,6 +207,8 @@ class RealTimeAdaptive(Codec):
                 self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
         psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
         loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
+        if self.config.get("mse_weight"):  # beside MS-SSIM, which is nearly blind to shifts of colour
+            loss = loss + self.config["mse_weight"] * distortion(output.x_hat, x, "mse")
         return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
 
     def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,

@@ -105,6 +105,11 @@ def test_loss_follows_the_training_metric(codec):
     codec.alpha.fill_(alpha)
     gan_ssim = codec.generator_loss(output, x, discriminator, "ms-ssim")
     assert torch.isclose(gan_mse["loss"] - gan_mse["g"], mse) and torch.isclose(gan_ssim["loss"] - gan_ssim["g"], ssim)
+    codec.config["mse_weight"] = 0.5  # an MSE term beside MS-SSIM adds exactly that
+    codec.alpha.fill_(alpha)
+    mixed = codec.loss(output, x, None, "ms-ssim")["loss"]
+    codec.config["mse_weight"] = 0.0
+    assert torch.isclose(mixed - ssim, 0.5 * ((output.x_hat - x) ** 2).mean() * 255**2)
     codec.eval()
 
 
