@@ -32,7 +32,7 @@ def test_weights_of_the_core_issue_fit_its_budget():
 
 @pytest.mark.parametrize("name", ["minnen2018-joint", "minnen2018-checkerboard", "lee2019-context-adaptive",
                                   "minnen2018-local", "agustsson2019-gc", "theis2017-cae", "toderici2016",
-                                  "toderici2017", "mentzer2018-3dcnn"])
+                                  "toderici2017", "mentzer2018-3dcnn", "rippel2017"])
 def test_trained_codecs_ship_fp16_weights_with_provenance(name):
     if name not in zoo.installed():
         pytest.fail(f"{name} has no shipped weights")

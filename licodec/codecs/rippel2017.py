@@ -149,9 +149,14 @@ class RealTimeAdaptive(Codec):
         codes = torch.round(scaled).long().clamp(0, self.top)
         drop = (B - planes).view(-1, 1, 1, 1)
         kept = torch.div(codes, 2**drop, rounding_mode="floor") * 2**drop
+        return y + (self.dequantize(kept, planes, y.dtype) - y).detach(), kept
+
+    def dequantize(self, kept: Tensor, planes: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+        """Values in [0, 1] of codes that keep `planes` bitplanes (per sample): a dropped plane reads as the middle
+        of its interval."""
+        drop = (self.config["bitplanes"] - planes).view(-1, 1, 1, 1)
         middle = torch.where(drop > 0, 2 ** (drop - 1), 0)
-        value = (kept + middle).to(y).clamp(0, self.top) / self.top
-        return y + (value - y).detach(), kept
+        return (kept + middle).clamp(0, self.top).to(dtype) / self.top
 
     def bitplanes(self, codes: Tensor) -> Tensor:
         """(N, C, H, W) codes -> (N, C * B, H, W) bits, each coefficient's bits consecutive, MSB first."""
@@ -207,7 +212,7 @@ class RealTimeAdaptive(Codec):
                 self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
         psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
         loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
-        if self.config.get("mse_weight"):  # beside MS-SSIM, which is nearly blind to shifts of colour
+        if self.config["mse_weight"]:  # beside MS-SSIM, which is nearly blind to shifts of colour
             loss = loss + self.config["mse_weight"] * distortion(output.x_hat, x, "mse")
         return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
 
@@ -263,8 +268,6 @@ class RealTimeAdaptive(Codec):
         decoder = coder.CategoricalDecoder(encoded.sections[0])
         bits = self.context.visit(torch.tensor([-1.0, 1.0]), coded, lambda freqs, where: decoder.decode(freqs))
         codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
-        drop = self.config["bitplanes"] - planes
-        middle = 2 ** (drop - 1) if drop > 0 else 0
-        y_hat = (codes + middle).clamp(0, self.top).float() / self.top
+        y_hat = self.dequantize(codes, torch.tensor([planes]))
         x_hat = self.transform(self.synthesis, self.layout(y_hat))
         return torch.nan_to_num(x_hat, nan=0.0)[..., : encoded.height, : encoded.width].clamp(0, 1)
