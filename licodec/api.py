@@ -22,19 +22,23 @@ DEFAULT_QUALITY = 4
 def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
     """The shipped codec `name` (its weights from the zoo). `quality`, when given, is checked against it."""
     from licodec import zoo
+    from licodec.registry import codec_class
 
-    codec = zoo.load(name)
+    cls = codec_class(name)
+    # An overfitted codec (the file carries its decoder) has no weights file to load.
+    codec = cls.standalone() if getattr(cls, "overfitted", False) else zoo.load(name)
     if quality is not None:
         codec.check_quality(quality)
     return codec
 
 
 def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32",
-                    preserve: torch.Tensor | None = None) -> bytes:
+                    preserve: torch.Tensor | None = None, effort: int | None = None) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
 
     `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`). `preserve`
-    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized."""
+    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized. `effort`
+    (1..5) sets how long an overfitted codec learns the image."""
     quality = codec.check_quality(quality) + 1
     _check_size(x)
     options = {}
@@ -47,20 +51,32 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
             raise ImageError(f"the preserve mask is {preserve.shape[-1]}x{preserve.shape[-2]}, the image "
                              f"{x.shape[-1]}x{x.shape[-2]}")
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
-    with codec.precision(precision):
+    with codec.precision(precision), _encoding(codec, effort):
         encoded = codec.compress(x, quality, **options)
     return _pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
-                       precision: str = "fp32") -> tuple[bytes, Reached]:
+                       precision: str = "fp32", effort: int | None = None) -> tuple[bytes, Reached]:
     """Like `compress_tensor`, with the quality searched so that the file reaches a target bpp or PSNR
     (`licodec.rate.reach`); returns the bytes and what the search found and cost."""
     from licodec.rate import reach
 
     _check_size(x)
-    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
+    with _encoding(codec, effort, warm_start=True):  # an overfitted codec starts each search step from the last
+        reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
     return _pack(codec, reached.encoded, channels), reached
+
+
+def _encoding(codec: Codec, effort: int | None, warm_start: bool = False):
+    """The encoding settings of an overfitted codec (`effort`, warm starts); nothing for the others."""
+    from contextlib import nullcontext
+
+    if hasattr(codec, "encoding"):
+        return codec.encoding(effort=effort, warm_start=warm_start)
+    if effort is not None:
+        raise CodecError(f"{codec.name} has no effort setting (only overfitted codecs learn at encode time)")
+    return nullcontext()
 
 
 def _check_size(x: torch.Tensor) -> None:
@@ -114,17 +130,19 @@ def decompress_tensor(data: bytes, precision: str = "fp32",
 
 
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
-             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
+             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
+             effort: int | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
-    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`)."""
+    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`).
+    `effort` (1 fast .. 5 best) applies to overfitted codecs (`ladune2023-coolchic`)."""
     x, channels = read_image(image)
     if target_bpp is not None and target_psnr is not None:
         raise CodecError("give a target bpp or a target PSNR, not both")
     if target_bpp is None and target_psnr is None:
-        return compress_tensor(x, channels, load(codec, quality), quality, precision)
+        return compress_tensor(x, channels, load(codec, quality), quality, precision, effort=effort)
     metric, target = ("bpp", target_bpp) if target_bpp is not None else ("psnr", target_psnr)
-    return compress_to_target(x, channels, load(codec), metric, float(target), precision)[0]
+    return compress_to_target(x, channels, load(codec), metric, float(target), precision, effort)[0]
 
 
 def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:

@@ -79,15 +79,17 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
-                  target: tuple[str, float] | None, preserve=None) -> tuple[bytes, int, int, str]:
+                  target: tuple[str, float] | None, preserve=None, effort: int | None = None
+                  ) -> tuple[bytes, int, int, str]:
     """The .lic bytes of one image, its size, and a note on the quality used."""
     from licodec.api import compress_tensor, compress_to_target
     from licodec.io import read_image_bytes
 
     x, channels = read_image_bytes(data, name)
     if target is None:
-        return compress_tensor(x, channels, codec, quality, precision, preserve), x.shape[-2], x.shape[-1], ""
-    encoded, reached = compress_to_target(x, channels, codec, *target, precision)
+        return (compress_tensor(x, channels, codec, quality, precision, preserve, effort), x.shape[-2], x.shape[-1],
+                "")
+    encoded, reached = compress_to_target(x, channels, codec, *target, precision, effort)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
             f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
@@ -111,10 +113,12 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
 @click.option("--target-psnr", type=float, default=None, help="Search the lowest quality that reaches this PSNR.")
 @click.option("--preserve", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Generative codecs: a mask image (white = preserve); the rest may be synthesized.")
+@click.option("--effort", type=click.IntRange(1, 5), default=None,
+              help="Overfitted codecs (ladune2023-coolchic): 1 fast .. 5 best encoding.  [default: 3]")
 @PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
-             target_psnr: float | None, preserve: str | None, precision: str, force: bool) -> None:
+             target_psnr: float | None, preserve: str | None, effort: int | None, precision: str, force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
@@ -130,20 +134,20 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
         mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
-        _compress_folder(Path(source), out, codec, quality, precision, force, target)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target, effort)
         return
     data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask)
+    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, effort)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
 
 
 def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
-                     target: tuple[str, float] | None) -> None:
+                     target: tuple[str, float] | None, effort: int | None = None) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -160,7 +164,7 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
             target_path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target_path), force)
             encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
-                                                         target)
+                                                         target, effort=effort)
             _write_output(str(target_path), encoded, force)
             if note:
                 tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)

@@ -11,6 +11,7 @@ from licodec.codecs import (  # noqa: F401
     agustsson2019,
     balle2017,
     balle2018,
+    ladune2023,
     lee2019,
     mentzer2018,
     minnen2018,
