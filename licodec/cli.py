@@ -453,9 +453,11 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
 @click.option("--reuse", is_flag=True,
               help="Keep the points of OUT/points.csv made by the same weights (or classical libraries) on the same "
                    "images at the same settings; code only the rest (their times stay those of that run).")
+@click.option("--effort", type=click.IntRange(1, 5), default=None,
+              help="Encoding effort of overfitted codecs (ladune2023-coolchic), 1 fast .. 5 best.  [default: 3]")
 def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
              published_curves: str, published_dataset: str, crop_bpp: float, limit: int, thumbnails: int,
-             jobs: int, reuse: bool) -> None:
+             jobs: int, reuse: bool, effort: int | None) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
@@ -467,7 +469,8 @@ def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_d
     images = _dataset_images(dataset, root)[: limit or None]
     if thumbnails:
         images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
-    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [])
+    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [],
+                            effort=effort)
     curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
     title = Path(dataset).name + (f" ({thumbnails}x{thumbnails} thumbnails)" if thumbnails else "")
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,

@@ -32,6 +32,7 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -86,6 +87,16 @@ def soft_round(y: Tensor, temperature: float) -> Tensor:
     return floor + 0.5 + torch.tanh(r / temperature) / (2 * math.tanh(0.5 / temperature))
 
 
+def _conv3x3(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """A zero-padded 3x3 convolution of (C, H, W) as one matrix product over the nine shifted views."""
+    c, height, width = x.shape
+    padded = F.pad(x, (1, 1, 1, 1))
+    views = torch.cat([padded[:, dy : dy + height, dx : dx + width] for dy in range(3) for dx in range(3)])
+    # views rows: (dy, dx, channel); the kernel's columns must follow the same order
+    kernel = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], 9 * c)
+    return torch.addmm(bias[:, None], kernel, views.reshape(9 * c, -1)).reshape(-1, height, width)
+
+
 class Decoder(nn.Module):
     """The per-image decoder: the ARM, the upsampling and the synthesis (tensors named as in NETWORKS)."""
 
@@ -122,13 +133,16 @@ class Decoder(nn.Module):
         return out[:, 0], out[:, 1]
 
     def upsample2x(self, x: Tensor, step: int) -> Tensor:
-        """(C, h, w) -> (C, 2h, 2w): the step's separable filters along the width, then the height."""
-        kernel = torch.stack([F.pad(self.up_even[step], (0, 1)), F.pad(self.up_odd[step], (1, 0))])[:, None, None]
+        """(C, h, w) -> (C, 2h, 2w): the step's separable 4-tap phase filters along the width, then the height,
+        as sums of shifted views (elementwise work; no convolution call with its costly backward)."""
+        even, odd = self.up_even[step], self.up_odd[step]
         for _ in range(2):
             c, h, w = x.shape
-            padded = F.pad(x[:, None], (2, 2, 0, 0), mode="replicate")  # (C, 1, h, w + 4)
-            phases = F.conv2d(padded, kernel)  # (C, 2, h, w): even and odd outputs
-            x = phases.permute(0, 2, 3, 1).reshape(c, h, 2 * w).transpose(1, 2)  # interleave, then swap axes
+            padded = F.pad(x, (2, 2), mode="replicate")  # (C, h, w + 4)
+            taps = [padded[..., j : j + w] for j in range(5)]
+            out_even = even[0] * taps[0] + even[1] * taps[1] + even[2] * taps[2] + even[3] * taps[3]
+            out_odd = odd[0] * taps[1] + odd[1] * taps[2] + odd[2] * taps[3] + odd[3] * taps[4]
+            x = torch.stack([out_even, out_odd], -1).reshape(c, h, 2 * w).transpose(1, 2)  # interleave, swap axes
         return x
 
     def upsample(self, grids: list[Tensor]) -> Tensor:
@@ -144,9 +158,9 @@ class Decoder(nn.Module):
         _, height, width = features.shape
         flat = features.reshape(GRIDS, -1)
         hidden = torch.relu(torch.addmm(self.syn_b1[:, None], self.syn_w1, flat))
-        x = torch.addmm(self.syn_b2[:, None], self.syn_w2, hidden).reshape(1, 3, height, width)
-        x = x + F.conv2d(torch.relu(x), self.syn_wa, self.syn_ba, padding=1)
-        return x + F.conv2d(x, self.syn_wb, self.syn_bb, padding=1)
+        x = torch.addmm(self.syn_b2[:, None], self.syn_w2, hidden).reshape(3, height, width)
+        x = x + _conv3x3(torch.relu(x), self.syn_wa, self.syn_ba)
+        return (x + _conv3x3(x, self.syn_wb, self.syn_bb))[None]
 
     def tensors(self, network: str) -> list[Tensor]:
         """The tensors of one network, in file order."""
@@ -187,12 +201,21 @@ def rd_pass(fit: Fit, x: Tensor, height: int, width: int, lmbda: float,
     with latents `quantize`d (noise, soft or hard rounding)."""
     decoder = fit.decoder
     hats = [quantize(g) for g in fit.latents]
-    context = torch.cat([laplace.gather_training(g) for g in hats])
-    location, log2_scale = decoder.arm(context)
-    bits = laplace.laplace_bits(torch.cat([g.reshape(-1) for g in hats]), location, log2_scale).sum()
+    position, neighbours, size = _gather_indices(tuple(tuple(g.shape) for g in hats))
+    values = torch.cat([g.reshape(-1) for g in hats])
+    # the decoder's own fixed indices (`GridContext`) gather every latent's causal neighbours in one operation
+    buffer = torch.zeros(size, dtype=values.dtype).index_put((position,), values)
+    location, log2_scale = decoder.arm(buffer.index_select(0, neighbours.reshape(-1)).reshape(-1, laplace.CONTEXT))
+    bits = laplace.laplace_bits(values, location, log2_scale).sum()
     x_hat = decoder.synthesis(decoder.upsample(hats))
     mse = F.mse_loss(x_hat[..., :height, :width], x[..., :height, :width])
     return mse + lmbda * bits / (height * width), bits, mse
+
+
+@lru_cache(maxsize=4)
+def _gather_indices(shapes: tuple[tuple[int, int], ...]) -> tuple[Tensor, Tensor, int]:
+    context = laplace.GridContext.build(list(shapes))
+    return torch.from_numpy(context.position), torch.from_numpy(context.neighbours), context.size
 
 
 def _psnr(mse: float) -> float:

@@ -124,7 +124,14 @@ def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
     to_pil(x[..., top : top + size, left : left + size]).save(original)
     crops = [{"codec": f"original ({path.name})", "bpp": None, "psnr": None, "image": original, "group": path.name}]
     for codec in dict.fromkeys(p.codec for p in points):
-        setting, data, x_hat = nearest_rate(Coder(codec), x, crop_bpp)
+        evaluated = [p for p in points if p.codec == codec and p.image == path.name]
+        effort = next((int(p.source.rsplit("+effort", 1)[1]) for p in evaluated if "+effort" in p.source), None)
+        coder = Coder(codec, effort)
+        if coder.effort is not None and evaluated:  # overfitted: one encode, at the evaluated setting nearest
+            setting = min(evaluated, key=lambda p: abs(p.bpp - crop_bpp)).quality
+            data, x_hat, _, _ = coder.code(x, setting)
+        else:
+            setting, data, x_hat = nearest_rate(coder, x, crop_bpp)
         target = crop_dir / f"{codec}.png"
         to_pil(x_hat[..., top : top + size, left : left + size]).save(target)
         crops.append({"codec": f"{codec} @ {setting:g}", "bpp": len(data) * 8 / (height * width),

@@ -46,8 +46,9 @@ class Point:
 class Coder:
     """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, effort: int | None = None) -> None:
         self.name = name
+        self.effort = None  # the encoding effort of an overfitted codec (None: its default)
         if name in CLASSICAL:
             self.classical = CLASSICAL[name]
             self.settings = tuple(self.classical.settings)
@@ -57,12 +58,16 @@ class Coder:
             self.classical = None
             self.learned = load(name)
             self.settings = tuple(range(1, self.learned.qualities + 1))
+            if getattr(self.learned, "overfitted", False):
+                self.effort = effort or self.learned.effort
 
     @property
     def source(self) -> str:
         """What decides the bytes besides the image and the setting: the weights hash of a learned codec, the
         versions of the libraries behind a classical one."""
-        return library_versions() if self.classical is not None else self.learned.weights_hash
+        if self.classical is not None:
+            return library_versions()
+        return self.learned.weights_hash + (f"+effort{self.effort}" if self.effort is not None else "")
 
     def all_settings(self) -> tuple[float, ...]:
         """Every setting a search for a target rate may try, by increasing rate: a classical codec's whole range;
@@ -79,7 +84,7 @@ class Coder:
             from licodec.api import compress_tensor, decompress_tensor
 
             start = time.perf_counter()
-            data = compress_tensor(x, 3, self.learned, setting)
+            data = compress_tensor(x, 3, self.learned, setting, effort=self.effort)
             middle = time.perf_counter()
             x_hat, _ = decompress_tensor(data)
             return data, x_hat, middle - start, time.perf_counter() - middle
@@ -125,22 +130,22 @@ class Coder:
 _CODERS: dict[str, Coder] = {}
 
 
-def _coder(name: str) -> Coder:
-    if name not in _CODERS:
-        _CODERS[name] = Coder(name)
-    return _CODERS[name]
+def _coder(name: str, effort: int | None = None) -> Coder:
+    if (name, effort) not in _CODERS:
+        _CODERS[name, effort] = Coder(name, effort)
+    return _CODERS[name, effort]
 
 
-def evaluate_image(path: Path, codecs: list[str]) -> list[Point]:
-    """Every codec at every setting on one image."""
+def evaluate_image(path: Path, codecs: list[str], effort: int | None = None) -> list[Point]:
+    """Every codec at every setting on one image (overfitted codecs at `effort`)."""
     x, _ = read_image(path)
     height, width = x.shape[-2:]
     points = []
     for name in codecs:
-        for setting, data, x_hat, encode_s, decode_s in _coder(name).code_all(x):
+        for setting, data, x_hat, encode_s, decode_s in _coder(name, effort).code_all(x):
             points.append(Point(name, setting, path.name, len(data), 8 * len(data) / (height * width),
                                 psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s,
-                                _coder(name).source))
+                                _coder(name, effort).source))
     return points
 
 
@@ -167,7 +172,8 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
-def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> dict[tuple[str, str], list[Point]]:
+def _reusable(earlier: list[Point], codecs: list[str], images: list[Path],
+              effort: int | None = None) -> dict[tuple[str, str], list[Point]]:
     """(codec, image name) -> the earlier points that stand for it: made by the same source at every setting."""
     found: dict[tuple[str, str], list[Point]] = {}
     for point in earlier:
@@ -177,7 +183,7 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> di
     for (codec, image), group in found.items():
         if codec not in codecs or image not in names:
             continue
-        coder = _coder(codec)
+        coder = _coder(codec, effort)
         if all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(
                 float(s) for s in coder.settings):
             keep[codec, image] = sorted(group, key=lambda p: p.quality)
@@ -185,24 +191,26 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> di
 
 
 def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True,
-             reuse: list[Point] = ()) -> list[Point]:
+             reuse: list[Point] = (), effort: int | None = None) -> list[Point]:
     """Code every image with every codec at every setting, for real, `jobs` images at a time; points of `reuse`
-    made by the same weights or libraries at the same settings are kept instead of coding again."""
+    made by the same weights or libraries at the same settings are kept instead of coding again. Overfitted
+    codecs encode at `effort` (their default when None), which their points' source records."""
     for name in codecs:
-        _coder(name)  # fail early, in this process, on an unknown codec or missing weights
-    kept = _reusable(list(reuse), codecs, images)
+        _coder(name, effort)  # fail early, in this process, on an unknown codec or missing weights
+    kept = _reusable(list(reuse), codecs, images, effort)
     todo = [[name for name in codecs if (name, path.name) not in kept] for path in images]
     coded: list[list[Point]] = [[] for _ in images]
     work = [i for i, names in enumerate(todo) if names]
     with tqdm(total=len(work), desc="evaluating", unit="image", disable=not progress) as bar:
         if jobs <= 1:
             for i in work:
-                coded[i] = evaluate_image(images[i], todo[i])
+                coded[i] = evaluate_image(images[i], todo[i], *([effort] if effort is not None else []))
                 bar.update(1)
         else:
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
-                results = pool.map(evaluate_image, [images[i] for i in work], [todo[i] for i in work])
+                results = pool.map(evaluate_image, [images[i] for i in work], [todo[i] for i in work],
+                                   [effort] * len(work))
                 for i, result in zip(work, results, strict=True):
                     coded[i] = result
                     bar.update(1)

@@ -163,3 +163,21 @@ def test_rate_control_warm_starts_from_the_previous_lambda(monkeypatch):
     assert reached.evaluations == len(counts) >= 2
     assert counts[0] == (20, False) and all(warm and n == 10 for n, warm in counts[1:])
     assert 8 * len(data) / (64 * 64) <= target
+
+
+def test_eval_records_the_effort(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from licodec.eval.run import evaluate
+
+    monkeypatch.setitem(ladune2023.EFFORT_ITERATIONS, 1, 10)
+    folder = tmp_path / "images"
+    folder.mkdir()
+    Image.fromarray((_image(16, 16)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
+        folder / "a.png")
+    points = evaluate([NAME], [folder / "a.png"], jobs=1, progress=False, effort=1)
+    assert len(points) == 8 and all(p.source.endswith("+effort1") for p in points)
+    result = CliRunner().invoke(main, ["eval", "--codecs", NAME, "--dataset", str(folder), "--out",
+                                       str(tmp_path / "out"), "--jobs", "1", "--effort", "1"])
+    assert result.exit_code == 0, result.output
+    assert "+effort1" in (tmp_path / "out" / "points.csv").read_text()
