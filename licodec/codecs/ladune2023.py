@@ -18,10 +18,12 @@ networks (one section each) and the latents (one section) into the file. The dec
 the file, decodes the latents in wavefronts with the integer ARM (`licodec.entropy.laplace`) and runs the
 float synthesis.
 
-Encoder schedule (C3, Kim et al. 2024, Sec. 3): a warm-up keeps the best of WARMUP_STARTS random starts; then
-additive uniform noise (NOISE_SHARE of the iterations), soft rounding with the temperature annealed from
-SOFT_TEMPERATURE[0] to [1] and noise shrinking to none (SOFT_SHARE), then hard rounding with a straight-through
-gradient. `effort` 1..5 sets the iterations (EFFORT_ITERATIONS).
+Encoder schedule (after C3, Kim et al. 2024): a warm-up keeps the best of WARMUP_STARTS random starts; then
+additive uniform noise (NOISE_SHARE of the iterations); then soft rounding (SOFT_SHARE) with the temperature
+annealed from SOFT_TEMPERATURE[0] to [1], the rate measured on s_T(y) + u and the synthesis fed s_T(s_T(y) + u)
+(Agustsson & Theis 2020's form); then hard rounding with a straight-through gradient. Adam, the latents at
+LATENT_LR_FACTOR times the networks' learning rate (latents start at zero and must travel several units in a few
+hundred iterations). `effort` 1..5 sets the iterations (EFFORT_ITERATIONS).
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ LEARNING_RATE = 1e-2
 WARMUP_STARTS = 3
 NOISE_SHARE, SOFT_SHARE = 0.4, 0.5  # the rest is hard rounding
 SOFT_TEMPERATURE = (0.3, 0.1)
+SOFT_NOISE = (1.0, 1.0)  # the noise amplitude through the soft phase, first to last
+SOFT_TWICE = True  # the synthesis sees s_T(s_T(y) + u)
+LATENT_LR_FACTOR = 6.0  # the latents' learning rate, relative to the networks'
 WEIGHT_BITS = range(4, 17)  # candidate steps 2^-k of the network tensors
 FORMAT = 1
 
@@ -197,17 +202,19 @@ class Fit:
 
 def rd_pass(fit: Fit, x: Tensor, height: int, width: int, lmbda: float,
             quantize: Callable[[Tensor], Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-    """One training pass: (loss, bits, mse) of the image `x` (1x3xHxW padded; the first height x width count)
-    with latents `quantize`d (noise, soft or hard rounding)."""
+    """One training pass: (loss, bits, mse) of the image `x` (1x3xHxW padded; the first height x width count).
+    `quantize` maps a latent grid to the values the rate is measured on and those the synthesis sees (noise,
+    soft or hard rounding; see `_Schedule.quantizer`)."""
     decoder = fit.decoder
-    hats = [quantize(g) for g in fit.latents]
+    quantized = [quantize(g) for g in fit.latents]
+    hats = [rate_view for rate_view, _ in quantized]
     position, neighbours, size = _gather_indices(tuple(tuple(g.shape) for g in hats))
     values = torch.cat([g.reshape(-1) for g in hats])
     # the decoder's own fixed indices (`GridContext`) gather every latent's causal neighbours in one operation
     buffer = torch.zeros(size, dtype=values.dtype).index_put((position,), values)
     location, log2_scale = decoder.arm(buffer.index_select(0, neighbours.reshape(-1)).reshape(-1, laplace.CONTEXT))
     bits = laplace.laplace_bits(values, location, log2_scale).sum()
-    x_hat = decoder.synthesis(decoder.upsample(hats))
+    x_hat = decoder.synthesis(decoder.upsample([synthesis_view for _, synthesis_view in quantized]))
     mse = F.mse_loss(x_hat[..., :height, :width], x[..., :height, :width])
     return mse + lmbda * bits / (height * width), bits, mse
 
@@ -241,16 +248,29 @@ class _Schedule:
             return LEARNING_RATE * (0.55 + 0.45 * math.cos(math.pi * t))
         return LEARNING_RATE / 10
 
-    def quantizer(self, i: int) -> Callable[[Tensor], Tensor]:  # noqa: D102
+    def quantizer(self, i: int) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+        """Latents -> (values the rate is measured on, values the synthesis sees): y + u (noise); s_T(y) + u and
+        s_T(s_T(y) + u) (soft; Agustsson & Theis 2020, as C3 uses it); round(y) with a straight-through gradient."""
         phase = self.phase(i)
         if phase == "noise":
-            return lambda y: y + torch.rand_like(y) - 0.5
+            def noisy(y: Tensor) -> tuple[Tensor, Tensor]:
+                value = y + torch.rand_like(y) - 0.5
+                return value, value
+            return noisy
         if phase == "soft":
             t = (i - self.noise_end) / max(self.soft_end - self.noise_end, 1)
             temperature = SOFT_TEMPERATURE[0] + t * (SOFT_TEMPERATURE[1] - SOFT_TEMPERATURE[0])
-            amplitude = 1 - t  # the noise shrinks to none
-            return lambda y: soft_round(y, temperature) + amplitude * (torch.rand_like(y) - 0.5)
-        return lambda y: y + (torch.round(y) - y).detach()
+            amplitude = SOFT_NOISE[0] + t * (SOFT_NOISE[1] - SOFT_NOISE[0])
+
+            def soft(y: Tensor) -> tuple[Tensor, Tensor]:
+                value = soft_round(y, temperature) + amplitude * (torch.rand_like(y) - 0.5)
+                return value, soft_round(value, temperature) if SOFT_TWICE else value
+            return soft
+
+        def hard(y: Tensor) -> tuple[Tensor, Tensor]:
+            value = y + (torch.round(y) - y).detach()
+            return value, value
+        return hard
 
 
 @register("ladune2023-coolchic")
@@ -374,11 +394,11 @@ class CoolChic(Codec):
 
     def _descend(self, fit: Fit, target: Tensor, height: int, width: int, lmbda: float, schedule: _Schedule,
                  steps: range, bar, label: str | None) -> None:
-        parameters = [*fit.latents, *fit.decoder.parameters()]
-        optimizer = torch.optim.Adam(parameters, lr=LEARNING_RATE)
+        optimizer = torch.optim.Adam([{"params": fit.latents, "factor": LATENT_LR_FACTOR},
+                                      {"params": list(fit.decoder.parameters()), "factor": 1.0}], lr=LEARNING_RATE)
         for i in steps:
             for group in optimizer.param_groups:
-                group["lr"] = schedule.learning_rate(i)
+                group["lr"] = schedule.learning_rate(i) * group["factor"]
             loss, bits, mse = rd_pass(fit, target, height, width, lmbda, schedule.quantizer(i))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
