@@ -232,8 +232,9 @@ def _psnr(mse: float) -> float:
 class _Schedule:
     """The quantization and learning rate of iteration i of n (see the module docstring)."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, seed: int = 0) -> None:
         self.n = n
+        self.generator = torch.Generator().manual_seed(seed)  # the noise: the same encode gives the same file
         self.noise_end = round(n * NOISE_SHARE)
         self.soft_end = self.noise_end + round(n * SOFT_SHARE)
 
@@ -248,13 +249,17 @@ class _Schedule:
             return LEARNING_RATE * (0.55 + 0.45 * math.cos(math.pi * t))
         return LEARNING_RATE / 10
 
+    def noise(self, like: Tensor) -> Tensor:
+        """Uniform noise on [-1/2, 1/2) shaped like `like`, from the schedule's own generator."""
+        return torch.rand(like.shape, generator=self.generator) - 0.5
+
     def quantizer(self, i: int) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
         """Latents -> (values the rate is measured on, values the synthesis sees): y + u (noise); s_T(y) + u and
         s_T(s_T(y) + u) (soft; Agustsson & Theis 2020, as C3 uses it); round(y) with a straight-through gradient."""
         phase = self.phase(i)
         if phase == "noise":
             def noisy(y: Tensor) -> tuple[Tensor, Tensor]:
-                value = y + torch.rand_like(y) - 0.5
+                value = y + self.noise(y)
                 return value, value
             return noisy
         if phase == "soft":
@@ -263,7 +268,7 @@ class _Schedule:
             amplitude = SOFT_NOISE[0] + t * (SOFT_NOISE[1] - SOFT_NOISE[0])
 
             def soft(y: Tensor) -> tuple[Tensor, Tensor]:
-                value = soft_round(y, temperature) + amplitude * (torch.rand_like(y) - 0.5)
+                value = soft_round(y, temperature) + amplitude * self.noise(y)
                 return value, soft_round(value, temperature) if SOFT_TWICE else value
             return soft
 
@@ -374,7 +379,7 @@ class CoolChic(Codec):
         """Gradient descent on the RD loss (see the module docstring); returns the final state."""
         from tqdm import tqdm
 
-        schedule = _Schedule(n)
+        schedule = _Schedule(n, seed)
         bar = tqdm(total=n + (0 if start else WARMUP_STARTS * max(n // 20, 1)), desc="overfitting", unit="it",
                    disable=None if self.progress is None else not self.progress,
                    leave=False)
@@ -383,7 +388,7 @@ class CoolChic(Codec):
                 candidates = []
                 for k in range(WARMUP_STARTS):
                     candidate = self._start(target, seed * WARMUP_STARTS + k)
-                    self._descend(candidate, target, height, width, lmbda, _Schedule(max(n // 20, 1) * 10),
+                    self._descend(candidate, target, height, width, lmbda, _Schedule(max(n // 20, 1) * 10, k),
                                   range(max(n // 20, 1)), bar, "warm-up")
                     candidates.append(candidate)
                 start = min(candidates, key=lambda c: c.loss)

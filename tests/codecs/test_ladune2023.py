@@ -181,3 +181,10 @@ def test_eval_records_the_effort(tmp_path, monkeypatch):
                                        str(tmp_path / "out"), "--jobs", "1", "--effort", "1"])
     assert result.exit_code == 0, result.output
     assert "+effort1" in (tmp_path / "out" / "points.csv").read_text()
+
+
+def test_the_same_encode_gives_the_same_file():
+    codec = _codec()
+    x = _image(seed=7)
+    first = codec.compress(x, 4, iterations=20)
+    assert codec.compress(x, 4, iterations=20).sections == first.sections
