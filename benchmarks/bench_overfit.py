@@ -8,6 +8,10 @@ synthesis as 1x1 and 3x3 convolutions. licodec's gathers the contexts of all gri
 matrix, runs the MLPs as matrix products over it, and upsamples the grids as one cascade.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_overfit.py --threads 1 [--image kodim01.png] [--efforts 1,2]
+    OMP_NUM_THREADS=1 python benchmarks/bench_overfit.py --threads 1 --image kodim23.png --rd 2,4,6,7 --crop 256
+
+`--rd` skips the timing and codes the image (its centre crop with --crop) at those qualities and --effort for
+real, beside JPEG and AVIF on the same pixels, and prints the points and the BD-rates.
 
 Times are printed with the CPU's name; compare them as ratios within one run.
 """
@@ -94,6 +98,9 @@ def main() -> None:  # noqa: D103
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--efforts", default="", help="Comma-separated efforts to time a whole encode at.")
     parser.add_argument("--quality", type=float, default=4)
+    parser.add_argument("--rd", default="", help="Comma-separated qualities: code them and compare (see above).")
+    parser.add_argument("--effort", type=int, default=1, help="The effort of --rd.")
+    parser.add_argument("--crop", type=int, default=0, help="--rd on the centre SIZE x SIZE crop (0: whole image).")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -105,6 +112,8 @@ def main() -> None:  # noqa: D103
         x = torch.rand(1, 3, 512, 768)
     codec = cc.CoolChic()
     codec.progress = False
+    if args.rd:
+        return _rd(codec, x, [float(q) for q in args.rd.split(",")], args.effort, args.crop)
     target = codec.pad(x)
     height, width = x.shape[-2:]
     lmbda = codec.lmbda(args.quality - 1)
@@ -137,6 +146,44 @@ def main() -> None:  # noqa: D103
         bpp = 8 * sum(map(len, encoded.sections)) / (height * width)
         print(f"effort {effort} ({cc.EFFORT_ITERATIONS[effort]} iterations): encode {seconds:.0f} s, "
               f"decode {decode:.2f} s, {bpp:.4f} bpp (sections only)")
+
+
+def _rd(codec: cc.CoolChic, x: torch.Tensor, qualities: list[float], effort: int, crop: int) -> None:
+    import numpy as np
+
+    from licodec.api import compress_tensor, decompress_tensor
+    from licodec.eval.bdrate import bd_rate
+    from licodec.eval.classical import CLASSICAL
+    from licodec.eval.metrics import psnr
+    from licodec.io import to_uint8
+
+    if crop:
+        height, width = x.shape[-2:]
+        top, left = (height - crop) // 2, (width - crop) // 2
+        x = x[..., top : top + crop, left : left + crop].contiguous()
+    pixels = x.shape[-2] * x.shape[-1]
+    print(f"{_cpu()}, {torch.get_num_threads()} threads, {x.shape[-1]}x{x.shape[-2]} pixels, effort {effort}")
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for quality in qualities:
+        start = time.perf_counter()
+        data = compress_tensor(x, 3, codec, quality, effort=effort)
+        middle = time.perf_counter()
+        x_hat, _ = decompress_tensor(data)
+        bpp, value = 8 * len(data) / pixels, psnr(x, x_hat)
+        curves.setdefault("coolchic", ([], []))[0].append(bpp)
+        curves["coolchic"][1].append(value)
+        print(f"ladune2023-coolchic q{quality:g}: {bpp:.4f} bpp {value:.2f} dB, encode {middle - start:.0f} s, "
+              f"decode {time.perf_counter() - middle:.2f} s", flush=True)
+    image = to_uint8(x)
+    for name in ("jpeg", "avif"):
+        rates, values = curves.setdefault(name, ([], []))
+        for setting in CLASSICAL[name].settings:
+            data = CLASSICAL[name].encode(image, setting)
+            decoded = torch.from_numpy(np.array(CLASSICAL[name].decode(data))).permute(2, 0, 1)[None].float() / 255
+            rates.append(8 * len(data) / pixels)
+            values.append(psnr(x, decoded))
+        print(f"BD-rate (PSNR, cubic) of ladune2023-coolchic against {name}: "
+              f"{bd_rate(curves[name], curves['coolchic']):+.1f} % (NaN: under 4 points or no overlap)")
 
 
 if __name__ == "__main__":
