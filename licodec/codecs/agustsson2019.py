@@ -158,12 +158,13 @@ class GenerativeCompression(Codec):
         x = self.transform(self.synthesis, torch.cat([w_hat * keep, keep], dim=1))
         return x / 2 + 0.5
 
-    def forward(self, x: Tensor, quality: Tensor, preserve: Tensor | None = None) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None, preserve: Tensor | None = None) -> RDOutput:
         """Training pass: a random bottleneck per sample (its `quality`); SC when `preserve` is given."""
+        level = self.level_tensor(quality, x.shape[0], x.device)
         w = self.transform(self.analysis, x * 2 - 1)
         w_hat, symbols = self.quantizer(w)
         channels = torch.arange(w.shape[1], device=x.device).view(1, -1, 1, 1)
-        active = (channels < self.bottleneck(quality).view(-1, 1, 1, 1)).to(w_hat)
+        active = (channels < self.bottleneck(level).view(-1, 1, 1, 1)).to(w_hat)
         keep = torch.ones_like(w_hat[:, :1]) if preserve is None else self.latent_mask(preserve)
         x_hat = self.generate(w_hat * active, keep)
         # The symbol model learns the statistics of each channel (its input is detached: it does not shape E).

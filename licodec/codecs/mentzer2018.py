@@ -40,14 +40,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from licodec.codecs.balle2017 import DEFAULT_LMBDAS
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
 from licodec.entropy.context import VolumeContext
 from licodec.errors import BitstreamError
 from licodec.nn.blocks import conv, deconv
-from licodec.quant.gain import GainUnit
+from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
@@ -125,15 +124,16 @@ class ConditionalProbability(Codec):
         hard = (k < count.unsqueeze(1)).to(ramp)
         return ramp + (hard - ramp).detach()
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass: rate = cross-entropy of the coded symbols under the 3D context model + the counts' rate.
 
         In training the rate reaches the encoder and the map only; the context model and the counts' model learn
         from `aux["penalty"]`, their own cross-entropy (see below)."""
+        level = self.level_tensor(quality, x.shape[0], x.device)
         M = self.config["M"]
         raw = self.transform(self.analysis, x)
-        z = raw[:, :M] * self.gain.gain(quality)
-        soft, count = self.importance(raw, quality)
+        z = raw[:, :M] * self.gain.gain(level)
+        soft, count = self.importance(raw, level)
         mask = self.channel_mask(soft, count)
         warming = self.training and int(self.steps) < self.config["open_steps"]
         if self.training:
@@ -144,7 +144,7 @@ class ConditionalProbability(Codec):
         z_hat, symbols = self.quantizer(z)
         volume = z_hat * mask
         # While warming up the map is not sent: the counts cost nothing.
-        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
+        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, level)
         aux = {}
         if self.training:
             # P learns from its own cross-entropy on the volume as it is (the paper trains P and the autoencoder
@@ -170,9 +170,9 @@ class ConditionalProbability(Codec):
         likelihood = torch.exp(log_chosen * mask)
         if self.training and not warming and self.config["explore"] > 0:
             volume = self._explore(z_hat, count, volume)
-        x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
+        x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(level))
         if self.config["target_bpp"] is not None:  # each level's rate held at its target
-            aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[quality]
+            aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[level]
         return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood}, aux)
 
     @staticmethod
@@ -246,4 +246,4 @@ class ConditionalProbability(Codec):
             raise BitstreamError("channel count out of range")
         decoder = coder.CategoricalDecoder(encoded.sections[1])
         symbols = self._visit(torch.from_numpy(counts), lambda freqs, where: decoder.decode(freqs))
-        return self.synthesise(self._latent(symbols, level), level, encoded)
+        return self.reconstruct(self._latent(symbols, level), level, encoded)

@@ -181,9 +181,10 @@ class RealTimeAdaptive(Codec):
 
     # --- training -------------------------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass with `quality + 1` bitplanes per sample."""
-        planes = quality + 1
+        level = self.level_tensor(quality, x.shape[0], x.device)
+        planes = level + 1
         y = self.transform(self.analysis, x)
         y_hat, codes = self.quantize(y, planes)
         x_hat = self.transform(self.synthesis, y_hat)

@@ -19,12 +19,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from licodec.codecs.balle2017 import DEFAULT_LMBDAS
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.gsm import GaussianScaleMixtures
 from licodec.quant import quantize
-from licodec.quant.gain import GainUnit
+from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
 
@@ -94,16 +93,17 @@ class CompressiveAutoencoder(Codec):
         grown = config["start"] + config["grow"] * (int(self.steps) // max(config["every"], 1))
         return min(config["M"], grown)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass: rounding with identity gradient, GSM rate; inactive coefficients are zero."""
-        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+        level = self.level_tensor(quality, x.shape[0], x.device)
+        y = self.transform(self.analysis, x) * self.gain.gain(level)
         if self.training:
             mask = (torch.arange(y.shape[1], device=y.device) < self.active()).to(y).view(1, -1, 1, 1)
             y = y * mask
             self.steps += 1
         y_hat = quantize(y, "ste" if self.training else "round")
-        likelihood = self.densities.likelihood(y_hat, quality)
-        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(quality))
+        likelihood = self.densities.likelihood(y_hat, level)
+        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(level))
         return RDOutput(x_hat, {"y": likelihood})
 
     def update(self) -> None:
@@ -127,4 +127,4 @@ class CompressiveAutoencoder(Codec):
         shape = (1, self.config["M"], padded_h // 8, padded_w // 8)
         symbols = coder.decode(encoded.sections[0], self.densities.table_index(int(level + 0.5), shape),
                                self.densities.tables)
-        return self.synthesise(torch.from_numpy(symbols.astype(np.int64)).double(), level, encoded)
+        return self.reconstruct(torch.from_numpy(symbols.astype(np.int64)).double(), level, encoded)

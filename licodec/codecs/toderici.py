@@ -268,8 +268,9 @@ class FullResolution(RecurrentCodec):
             previous = b
         return torch.cat(likelihoods, dim=1)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass over all iterations (the quality index is not used: every iteration is trained)."""
+        self.level_tensor(quality, x.shape[0], x.device)  # checked only: every iteration is trained
         codes, outputs = self.iterate(x, self.iterations)
         residual = torch.stack([(x - out).abs().flatten(1).mean(1) for out in outputs]).sum(0)
         return RDOutput(outputs[-1], {"codes": self._code_likelihood(codes)}, {"residual": residual})
@@ -360,8 +361,9 @@ class PatchRecurrent(RecurrentCodec):
         images = tiles.view(-1, rows, cols, 3, size, size).permute(0, 3, 1, 4, 2, 5)
         return images.reshape(-1, 3, rows * size, cols * size)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass: every image cut into 32x32 patches, all iterations trained."""
+        self.level_tensor(quality, x.shape[0], x.device)  # checked only: every iteration is trained
         tiles, grid = self.patches(x)
         codes, outputs = self.iterate(tiles, self.iterations)
         residual = torch.stack([(tiles - out).abs().flatten(1).mean(1) for out in outputs]).sum(0)

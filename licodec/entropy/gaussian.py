@@ -18,11 +18,10 @@ import torch
 from scipy.special import ndtr, ndtri
 from torch import Tensor, nn
 
+from licodec.entropy.latent import LIKELIHOOD_BOUND, nearest_level, nearest_levels
 from licodec.entropy.tables import CdfTables, quantize_pmfs
 from licodec.nn.ops import lower_bound
 from licodec.quant import quantize
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 class GaussianConditional(nn.Module):
@@ -98,7 +97,7 @@ class GaussianPriors(nn.Module):
     def forward(self, z: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
         """Quantize z (noise, STE or rounding, on the integer grid) and return (z_hat, likelihood)."""
         z_hat = quantize(z, mode)
-        scales = torch.exp(self.log_scales[quality])[:, :, None, None]
+        scales = torch.exp(self.log_scales[nearest_levels(quality)])[:, :, None, None]
         return z_hat, self.gaussian.likelihood(z_hat, scales)
 
     @torch.no_grad()
@@ -110,7 +109,7 @@ class GaussianPriors(nn.Module):
 
     def __getitem__(self, level: float) -> _GaussianLevel:
         """The prior of a 0-based level (the nearer trained level between two)."""
-        return _GaussianLevel(self, int(math.floor(level + 0.5)))
+        return _GaussianLevel(self, nearest_level(level))
 
 
 class _GaussianLevel:

@@ -1,4 +1,4 @@
-"""Building blocks of the GDN transforms of Ballé et al. 2017/2018."""
+"""Building blocks of the GDN transforms of Ballé et al. 2017/2018 and of the hyperprior family's side networks."""
 
 from __future__ import annotations
 
@@ -36,3 +36,22 @@ def gdn_synthesis(channels: int, latent: int) -> nn.Sequential:
         deconv(channels, channels), GDN(channels, inverse=True),
         deconv(channels, 3),
     )
+
+
+def hyper_analysis(channels: int, latent: int) -> nn.Sequential:
+    """h_a of Ballé 2018: a 3x3 convolution and two stride-2 5x5 ones (y is 4x larger than z)."""
+    return nn.Sequential(conv(latent, channels, 3, 1), nn.ReLU(), conv(channels, channels), nn.ReLU(),
+                         conv(channels, channels))
+
+
+def scale_hyper_synthesis(channels: int, latent: int) -> nn.Sequential:
+    """h_s of the scale hyperprior: ends in a ReLU, as the scales are non-negative."""
+    return nn.Sequential(deconv(channels, channels), nn.ReLU(), deconv(channels, channels), nn.ReLU(),
+                         conv(channels, latent, 3, 1), nn.ReLU())
+
+
+def mean_scale_hyper_synthesis(channels: int, latent: int) -> nn.Sequential:
+    """h_s of the mean-scale model (Minnen et al. 2018): widens to 2M outputs (scales, then means), no final
+    ReLU."""
+    return nn.Sequential(deconv(channels, latent), nn.ReLU(), deconv(latent, latent * 3 // 2), nn.ReLU(),
+                         conv(latent * 3 // 2, latent * 2, 3, 1))

@@ -111,7 +111,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     if state is not None:
         config = TrainConfig.saved(state["train_config"], steps=config.steps, checkpoint=config.checkpoint)
     codec = build(config).to(device)
-    prefixes = tuple(p.strip() for p in config.only.split(",") if p.strip())
+    prefixes = tuple(codec.current_name(p.strip()) for p in config.only.split(",") if p.strip())
     if config.init and state is None:
         fresh = _initialize(codec, config.init)
         frozen = [name for name in fresh if prefixes and not name.startswith(prefixes)]
@@ -173,13 +173,13 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
         x = sampler.batch(config.batch_size).to(device)
         if config.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
-        quality = levels[torch.randint(len(levels), (x.shape[0],), device=device)]
-        output = codec(x, quality)
+        level = levels[torch.randint(len(levels), (x.shape[0],), device=device)]
+        output = codec(x, level + 1)
         # A codec may define its own objective (the recurrent codecs: residuals over iterations; GANs).
         if gan is not None:
             terms = codec.generator_loss(output, x, gan.discriminator, config.metric)
         else:
-            terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
+            terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[level], config.metric)
         aux = codec.aux_loss()
         optimizer.zero_grad(set_to_none=True)
         if aux_optimizer is not None:
@@ -249,6 +249,7 @@ def _initialize(codec: Codec, source: str) -> list[str]:
     else:
         checkpoint = torch.load(source, map_location="cpu", weights_only=False)
         saved, saved_lmbdas = checkpoint["model"], checkpoint.get("codec_config", {}).get("lmbdas")
+        saved = {codec.current_name(k): v for k, v in saved.items()}  # a checkpoint of an older layout
     own = codec.state_dict()
     sources = _level_sources(getattr(codec, "lmbdas", None), saved_lmbdas)
     if sources is not None:

@@ -76,7 +76,7 @@ def test_qualities_are_bottlenecks(codec):
 def test_training_pass_and_gan_losses(codec):
     codec.train()
     x = torch.rand(2, 3, 64, 64)
-    output = codec(x, torch.tensor([0, 3]))
+    output = codec(x, torch.tensor([1, 4]))
     discriminator = codec.build_discriminator()
     terms = codec.generator_loss(output, x, discriminator)
     terms["loss"].backward()

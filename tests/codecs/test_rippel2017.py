@@ -69,14 +69,14 @@ def test_training_estimate_matches_the_file(planes):
         for layer in codec.context.layers:  # sharper predictions than random weights give, so context matters
             layer.weight.mul_(4)
         codec.update()
-        estimate = float(-torch.log2(codec(x, torch.tensor([planes - 1])).likelihoods["bits"]).sum()) / 8
+        estimate = float(-torch.log2(codec(x, torch.tensor([planes])).likelihoods["bits"]).sum()) / 8
     assert len(codec.compress(x, planes).sections[0]) == pytest.approx(estimate, rel=0.02, abs=8)
 
 
 def test_training_pass_and_loss(codec):
     codec.train()
     x = torch.rand(2, 3, 32, 32)
-    output = codec(x, torch.tensor([0, 3]))
+    output = codec(x, torch.tensor([1, 4]))
     terms = codec.loss(output, x, None, "mse")
     terms["loss"].backward()
     assert codec.analysis.extract[2][0].weight.grad.abs().sum() > 0
@@ -93,7 +93,7 @@ def test_damaged_files(codec, monkeypatch):
 def test_loss_follows_the_training_metric(codec):
     codec.train()
     x = torch.rand(2, 3, 176, 176)
-    output = codec(x, torch.tensor([1, 2]))
+    output = codec(x, torch.tensor([2, 3]))
     alpha = float(codec.alpha)
     mse = codec.loss(output, x, None, "mse")["loss"]
     codec.alpha.fill_(alpha)
@@ -118,14 +118,14 @@ def test_acr_weight_adapts_within_bounds(codec):
     x = torch.rand(1, 3, 32, 32)
     codec.config["target_bpp"] = 0.0  # unreachable: alpha rises, but no further than 10x its start
     for _ in range(300):
-        codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
+        codec.loss(codec(x, torch.tensor([4])), x, None, "mse")
     assert float(codec.alpha) == pytest.approx(10 * codec.config["alpha"])
     codec.config["target_bpp"] = 100.0
     for _ in range(600):
-        codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
+        codec.loss(codec(x, torch.tensor([4])), x, None, "mse")
     assert float(codec.alpha) == pytest.approx(codec.config["alpha"] / 10)
     codec.config["target_bpp"] = None  # no target: alpha stays where it is
-    codec.loss(codec(x, torch.tensor([3])), x, None, "mse")
+    codec.loss(codec(x, torch.tensor([4])), x, None, "mse")
     assert float(codec.alpha) == pytest.approx(codec.config["alpha"] / 10)
     codec.eval()
 

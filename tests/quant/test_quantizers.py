@@ -55,7 +55,7 @@ def test_factorized_codec_with_each_quantizer_round_trips(quantizer, options):
                                                  quantizer_options=options)
     codec.train()
     x = torch.rand(2, 3, 64, 64)
-    output = codec(x, torch.tensor([0, 1]))
+    output = codec(x, torch.tensor([1, 2]))
     loss = output.bits().sum() + output.aux.get("penalty", torch.zeros(2)).sum() + output.x_hat.sum()
     loss.backward()
     assert codec.analysis[0].weight.grad.abs().sum() > 0
@@ -65,15 +65,15 @@ def test_factorized_codec_with_each_quantizer_round_trips(quantizer, options):
     encoded = codec.compress(x, 2)
     decoded = codec.decompress(encoded)
     with torch.no_grad():
-        estimate = float(codec(codec.pad(x), torch.tensor([1])).bits())
+        estimate = float(codec(codec.pad(x), torch.tensor([2])).bits())
         y = codec.transform(codec.analysis, codec.pad(x)) * codec.gain.gain(torch.tensor([1.0]))
         if quantizer == "admm":
             y_hat = codec.pruning.prune(y)
-            y_hat = torch.round(y_hat - codec.densities[1].medians.view(1, -1, 1, 1)) + codec.densities[1].medians.view(
-                1, -1, 1, 1)
+            medians = codec.entropy.densities[1].medians.view(1, -1, 1, 1)
+            y_hat = torch.round(y_hat - medians) + medians
         else:
-            y_hat = codec.indexed.quantizer.dequantize(codec.indexed.quantizer.indices(y))
-        expected = codec.synthesise(y_hat.double(), 1.0, Encoded([], 40, 56, 2))
+            y_hat = codec.entropy.quantizer.dequantize(codec.entropy.quantizer.indices(y))
+        expected = codec.reconstruct(y_hat.double(), 1.0, Encoded([], 40, 56, 2))
     assert torch.allclose(decoded, expected, atol=1e-6)
     assert abs(8 * len(encoded.sections[0]) - estimate) <= 0.05 * estimate + 64
 
@@ -84,9 +84,9 @@ def test_index_categoricals_start_from_the_first_batch_histogram(quantizer, opti
     codec = codec_class("balle2017-factorized")(N=16, M=24, lmbdas=(0.01, 0.05), quantizer=quantizer,
                                                  quantizer_options=options).train()
     x = torch.rand(2, 3, 64, 64)
-    indexed = codec.indexed
+    indexed = codec.entropy
     indices = indexed.quantizer(codec.transform(codec.analysis, x) * codec.gain.gain(torch.tensor([0, 1])))[1]
-    codec(x, torch.tensor([0, 1]))
+    codec(x, torch.tensor([1, 2]))
     assert bool(indexed.fitted)
     logits = indexed.priors.logits.detach()
     for group in range(indexed.groups):
@@ -94,7 +94,7 @@ def test_index_categoricals_start_from_the_first_batch_histogram(quantizer, opti
         assert int(logits[group].argmax()) == int(counts.argmax())  # every level's table, group by group
         assert int(logits[indexed.groups + group].argmax()) == int(counts.argmax())
     before = logits.clone()
-    codec(x, torch.tensor([0, 1]))
+    codec(x, torch.tensor([1, 2]))
     assert torch.equal(before, indexed.priors.logits.detach())  # fitted once, then learned
 
 
