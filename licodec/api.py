@@ -49,7 +49,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
     with codec.precision(precision):
         encoded = codec.compress(x, quality, **options)
-    return _pack(codec, encoded, channels)
+    return pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
@@ -59,8 +59,8 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     from licodec.rate import reach
 
     _check_size(x)
-    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
-    return _pack(codec, reached.encoded, channels), reached
+    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
+    return pack(codec, reached.encoded, channels), reached
 
 
 def _check_size(x: torch.Tensor) -> None:
@@ -69,7 +69,9 @@ def _check_size(x: torch.Tensor) -> None:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
 
 
-def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+def pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+    """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
+    quality) and `encoded`'s sections."""
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
                               encoded.quality)
     return bitstream.pack(header, encoded.sections)

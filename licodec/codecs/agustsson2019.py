@@ -8,7 +8,7 @@ compression", ICCV 2019 [7]: global generative compression (GC), and selective g
   quantization to L = 5 learned scalar centers ([13]).
 - G: a convolution up to the widest width, residual blocks, four transposed convolutions back to full size.
 - D (training only, not shipped): a multi-scale patch discriminator (three scales), least-squares GAN loss,
-  with feature matching and an MSE term for G (`generator_loss`, `discriminator_loss`).
+  with feature matching and an MSE term for G (`licodec.train.losses.generative`).
 - One model holds several bottlenecks: quality q codes the first `bottlenecks[q - 1]` channels (the others are
   zero for G), trained with a random bottleneck per sample, so one weights file serves C = 2, 4, 8, 16.
 - The symbols are entropy coded with a learned categorical per channel when that is smaller than storing them
@@ -31,13 +31,13 @@ from torch import Tensor, nn
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.entropy.tables import quantize_pmfs
 from licodec.errors import BitstreamError
+from licodec.nn.discriminator import PatchDiscriminator
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 class ChannelNorm(nn.Module):
@@ -78,34 +78,6 @@ class _Residual(nn.Module):
         return x + self.body(x)
 
 
-class PatchDiscriminator(nn.Module):
-    """Multi-scale PatchGAN (three scales): returns, per scale, the list of intermediate features and the map."""
-
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), scales: int = 3) -> None:
-        super().__init__()
-        self.nets = nn.ModuleList()
-        for _ in range(scales):
-            layers, channels = [], 3
-            for k, width in enumerate(widths):
-                last = k == len(widths) - 1  # stride 1, 3x3 (the paper: 4x4) so that small crops still fit
-                layers.append(nn.Sequential(nn.Conv2d(channels, width, 3 if last else 4, 1 if last else 2, 1),
-                                            nn.LeakyReLU(0.2)))
-                channels = width
-            layers.append(nn.Conv2d(channels, 1, 3, 1, 1))
-            self.nets.append(nn.ModuleList(layers))
-
-    def forward(self, x: Tensor) -> list[list[Tensor]]:  # noqa: D102
-        outputs = []
-        for net in self.nets:
-            features, h = [], x
-            for layer in net:
-                h = layer(h)
-                features.append(h)
-            outputs.append(features)
-            x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
-        return outputs
-
-
 @register("agustsson2019-gc")
 class GenerativeCompression(Codec):
     """GC at extreme rates: narrow quantized bottleneck, GAN-trained generator; SC as an option."""
@@ -121,6 +93,7 @@ class GenerativeCompression(Codec):
     )
     multiple = 16
     adversarial = True  # the training loop trains a discriminator beside it
+    objective = "generative"
     quality_unit = "bottlenecks"
 
     def __init__(self, widths: tuple[int, ...] = (60, 120, 240, 480, 960), bottlenecks: tuple[int, ...] = (2, 4, 8, 16),
@@ -182,29 +155,6 @@ class GenerativeCompression(Codec):
     def update(self) -> None:
         """Freeze the per-channel symbol tables."""
         self.symbol_priors.update()
-
-    # --- training objective (used by the GAN training loop) ---------------------------------------------------
-
-    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,
-                       metric: str = "mse") -> dict[str, Tensor]:
-        """Least-squares GAN + feature matching + MSE (the GC objective of [7], whatever `metric` says); plus the
-        symbol model's rate."""
-        fake = discriminator(output.x_hat)
-        with torch.no_grad():
-            real = discriminator(x)
-        adversarial = sum(((scale[-1] - 1) ** 2).mean() for scale in fake) / len(fake)
-        matching = sum(F.l1_loss(f, r) for a, b in zip(fake, real) for f, r in zip(a[:-1], b[:-1])) / len(fake)
-        mse = F.mse_loss(output.x_hat, x)
-        bpp = output.bits() / (x.shape[-2] * x.shape[-1])
-        loss = adversarial + self.config["feature_weight"] * matching + self.config["mse_weight"] * mse * 10
-        psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
-        return {"loss": loss + bpp.mean(), "g": adversarial.detach(), "bpp": bpp.mean().detach(), "psnr": psnr}
-
-    @staticmethod
-    def discriminator_loss(x: Tensor, x_hat: Tensor, discriminator: nn.Module) -> Tensor:
-        """Least-squares GAN loss of D: real towards 1, generated towards 0."""
-        real, fake = discriminator(x), discriminator(x_hat.detach())
-        return sum(((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake)) / len(real)
 
     def build_discriminator(self) -> nn.Module:
         """A fresh discriminator for training (it is not part of the shipped weights)."""

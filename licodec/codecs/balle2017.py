@@ -76,6 +76,16 @@ class FactorizedPrior(TransformCodec):
         x_hat = self.transform(self.synthesis, out.y_hat * self.gain.inverse_gain(level))
         return RDOutput(x_hat, out.likelihoods, aux)
 
+    def before_step(self, step: int, x: Tensor, level: Tensor) -> None:
+        """The index quantizers' refits and first fit, on the batch's latent."""
+        if isinstance(self.entropy, IndexedLatent):
+            self.entropy.before_step(lambda: self.transform(self.analysis, x) * self.gain.gain(level))
+
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """ADMM pruning's threshold follows the step's projection."""
+        if self.pruning is not None:
+            self.pruning.after_step()
+
     def latent(self, x: Tensor, level: float) -> Tensor:
         """y of a 1x3xHxW image, pruned when the codec prunes."""
         y = super().latent(x, level)

@@ -63,6 +63,8 @@ class Codec(nn.Module):
     # {old module name: today's}: where sub-modules lived when older weights files were written (`licodec.zoo`
     # maps their tensor names on loading; the files themselves are never rewritten).
     renamed_modules: ClassVar[dict[str, str]] = {}
+    objective: ClassVar[str] = "rate-distortion"  # its training objective: a key of licodec.train.losses.OBJECTIVES
+    adversarial: bool = False  # trained beside a discriminator (`build_discriminator`)
 
     @classmethod
     def current_name(cls, name: str) -> str:
@@ -204,6 +206,34 @@ class Codec(nn.Module):
 
     def update(self) -> None:  # noqa: D102
         raise NotImplementedError
+
+    # -- the training contract (licodec.train.loop) --------------------------------------------------------------
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The trainable parameters by optimizer group: "density" (the learned densities' and categoricals' own
+        parameters, which learn `density_lr_scale` times faster: they start wide), "quantiles" (trained by
+        `aux_loss` alone, with their own optimizer) and "main" (everything else)."""
+        groups: dict[str, list[nn.Parameter]] = {"main": [], "density": [], "quantiles": []}
+        for name, parameter in self.named_parameters():
+            if name.endswith("quantiles"):
+                groups["quantiles"].append(parameter)
+            elif "densities." in name or "priors." in name:
+                groups["density"].append(parameter)
+            else:
+                groups["main"].append(parameter)
+        return groups
+
+    def before_step(self, step: int, x: Tensor, level: Tensor) -> None:
+        """Called by the training loop before training step `step` (0-based) on batch `x` at 0-based levels
+        `level`. With `after_step`, the only place where a codec changes its own state outside the optimizer
+        (refits to the data, schedules): `forward` never does."""
+
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """Called by the training loop after each optimizer step, with the step's output and objective terms."""
+
+    def build_discriminator(self) -> nn.Module:
+        """A fresh discriminator for adversarial training (not part of the weights)."""
+        raise CodecError(f"{self.name} does not train adversarially")
 
     def aux_loss(self) -> Tensor:
         """Auxiliary loss (the quantiles of factorized densities); zero when there is none."""

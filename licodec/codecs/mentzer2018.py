@@ -44,25 +44,13 @@ from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
 from licodec.entropy.context import VolumeContext
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.errors import BitstreamError
-from licodec.nn.blocks import conv, deconv
+from licodec.nn.blocks import Residual, conv, deconv
 from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-LIKELIHOOD_BOUND = 1e-9
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 convolutions with a ReLU between, added to the input."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv(channels, channels, 3, 1), nn.ReLU(), conv(channels, channels, 3, 1))
-
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        return x + self.body(x)
 
 
 @register("mentzer2018-3dcnn")
@@ -91,10 +79,10 @@ class ConditionalProbability(Codec):
                          explore=explore)
         self.analysis = nn.Sequential(
             conv(3, N // 2), nn.ReLU(), conv(N // 2, N), nn.ReLU(),
-            *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + len(lmbdas)),
+            *[Residual(N, relu=True) for _ in range(blocks)], conv(N, M + len(lmbdas)),
         )
         self.synthesis = nn.Sequential(
-            deconv(M, N), nn.ReLU(), *[ResidualBlock(N) for _ in range(blocks)],
+            deconv(M, N), nn.ReLU(), *[Residual(N, relu=True) for _ in range(blocks)],
             deconv(N, N // 2), nn.ReLU(), deconv(N // 2, 3),
         )
         self.quantizer = SoftToHard(centers)
@@ -136,8 +124,6 @@ class ConditionalProbability(Codec):
         soft, count = self.importance(raw, level)
         mask = self.channel_mask(soft, count)
         warming = self.training and int(self.steps) < self.config["open_steps"]
-        if self.training:
-            self.steps += 1
         if warming:  # every channel coded while the transforms learn (see `open_steps`)
             count = torch.full_like(count, M)
             mask = torch.ones_like(mask)
@@ -192,6 +178,10 @@ class ConditionalProbability(Codec):
         opened = torch.where(chosen, count + extra, count)
         k = torch.arange(M, device=z_hat.device).view(1, -1, 1, 1)
         return torch.where(chosen.unsqueeze(1), z_hat * (k < opened.unsqueeze(1)), volume)
+
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """Count the training step (the `open_steps` warm-up)."""
+        self.steps += 1
 
     def update(self) -> None:
         """Freeze the count tables of every level and forget the integer context network."""

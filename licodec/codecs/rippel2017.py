@@ -33,16 +33,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from licodec.codecs.agustsson2019 import GenerativeCompression, PatchDiscriminator
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.codecs.theis2017 import Residual
 from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
+from licodec.entropy.latent import LIKELIHOOD_BOUND
+from licodec.nn.blocks import Residual
+from licodec.nn.discriminator import PatchDiscriminator
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-from licodec.train.losses import bits_per_pixel, distortion
 
-LIKELIHOOD_BOUND = 1e-9
 SCALES = 3
 
 
@@ -120,6 +119,7 @@ class RealTimeAdaptive(Codec):
     )
     multiple = 8
     quality_unit = "bitplanes"
+    objective = "adaptive-codelength"
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
@@ -200,34 +200,15 @@ class RealTimeAdaptive(Codec):
         scaled = y_hat * self.top  # straight-through codes, for ACR's gradient
         return RDOutput(x_hat, {"bits": likelihood}, {"acr": self.acr(scaled)})
 
-    def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
-        """lambda * D + alpha * ACR + the context model's bits (which train the context model; its input bits
-        carry no gradient). D is `metric`'s distortion (MSE in 8-bit units, or 1 - MS-SSIM), plus `mse_weight`
-        times the MSE when that is set; alpha follows the rate toward `target_bpp`."""
-        bpp = bits_per_pixel(output, x)
-        if self.training and self.config["target_bpp"] is not None:
-            with torch.no_grad():
-                self.alpha.mul_(1.01 if float(bpp.mean()) > self.config["target_bpp"] else 0.99)
-                # Within a factor of 10 of its start: a target the model cannot reach at its current quality would
-                # otherwise grow alpha without bound until ACR is all the loss (seen: PSNR 17 dB after 800 steps).
-                self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
-        psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
-        loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
-        if self.config["mse_weight"]:  # beside MS-SSIM, which is nearly blind to shifts of colour
-            loss = loss + self.config["mse_weight"] * distortion(output.x_hat, x, "mse")
-        return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
-
-    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,
-                       metric: str = "mse") -> dict[str, Tensor]:
-        """`loss` (with `metric`'s distortion) plus the least-squares adversarial term of the generator."""
-        terms = self.loss(output, x, None, metric)
-        fake = discriminator(output.x_hat)
-        adversarial = sum(((scale[-1] - 1) ** 2).mean() for scale in fake) / len(fake)
-        terms["loss"] = terms["loss"] + adversarial
-        terms["g"] = adversarial.detach()
-        return terms
-
-    discriminator_loss = staticmethod(GenerativeCompression.discriminator_loss)
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """ACR's weight follows the rate: alpha grows by 1 % while the step's estimated rate is above
+        `target_bpp`, shrinks by 1 % below it, and stays within a factor of 10 of its start (a target the model
+        cannot reach at its current quality would otherwise grow alpha until ACR is all the loss)."""
+        if self.config["target_bpp"] is None:
+            return
+        with torch.no_grad():
+            self.alpha.mul_(1.01 if float(terms["bpp"]) > self.config["target_bpp"] else 0.99)
+            self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
 
     def build_discriminator(self) -> nn.Module:
         """The multi-scale patch discriminator (training only)."""

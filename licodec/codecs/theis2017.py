@@ -22,22 +22,11 @@ from torch import Tensor, nn
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.gsm import GaussianScaleMixtures
+from licodec.nn.blocks import Residual
 from licodec.quant import quantize
 from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-
-class Residual(nn.Module):
-    """Two 3x3 convolutions with a leaky ReLU between, added to the input."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
-                                  nn.Conv2d(channels, channels, 3, 1, 1))
-
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        return x + self.body(x)
 
 
 class Affine(nn.Module):
@@ -100,11 +89,14 @@ class CompressiveAutoencoder(Codec):
         if self.training:
             mask = (torch.arange(y.shape[1], device=y.device) < self.active()).to(y).view(1, -1, 1, 1)
             y = y * mask
-            self.steps += 1
         y_hat = quantize(y, "ste" if self.training else "round")
         likelihood = self.densities.likelihood(y_hat, level)
         x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(level))
         return RDOutput(x_hat, {"y": likelihood})
+
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """Count the training step (incremental training's schedule)."""
+        self.steps += 1
 
     def update(self) -> None:
         """Freeze the mixtures' integer tables."""

@@ -33,12 +33,11 @@ from torch import Tensor, nn
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.errors import BitstreamError, CodecError
 from licodec.nn.rnn import CELLS, Binarizer
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 def run_cells(cells: nn.ModuleList, h: Tensor, states: list, between=None) -> tuple[Tensor, list]:
@@ -136,11 +135,12 @@ class DenseDecoder(nn.Module):
 
 
 class RecurrentCodec(Codec):
-    """What both recurrent codecs share: the iterations, the loss, progressive sections."""
+    """What both recurrent codecs share: the iterations, the objective, progressive sections."""
 
     multiple = 16
     progressive = True
     quality_unit = "iterations"
+    objective = "residual"
 
     def __init__(self, iterations: int = 16, bits: int = 32, cell: str = "lstm", reconstruction: str = "one-shot",
                  encoder_widths: tuple[int, ...] = (64, 256, 512, 512),
@@ -202,17 +202,6 @@ class RecurrentCodec(Codec):
         if not last:
             raise BitstreamError("no iteration to decode")
         return last[0]
-
-    def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
-        """[1], [2]: the mean absolute residual, summed over iterations; plus the context model's rate (which
-        trains the context model only: its input codes are detached)."""
-        bpp = output.bits() / (x.shape[-2] * x.shape[-1])
-        mse = ((output.x_hat.detach().clamp(0, 1) - x) ** 2).flatten(1).mean(1)
-        return {
-            "loss": output.aux["residual"].mean() + bpp.mean(),
-            "bpp": bpp.mean().detach(),
-            "psnr": (-10 * torch.log10(mse.clamp(min=1e-10))).mean(),
-        }
 
     def update(self) -> None:  # noqa: D102
         pass

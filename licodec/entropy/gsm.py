@@ -17,9 +17,9 @@ import torch
 from scipy.special import ndtr
 from torch import Tensor, nn
 
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.entropy.tables import CdfTables, quantize_pmfs
 
-LIKELIHOOD_BOUND = 1e-9
 MAX_HALF_WIDTH = 1 << 12  # tables span at most +-4096; larger values are escaped
 
 

@@ -3,6 +3,8 @@ soft-to-hard vector quantization [13] as latent codecs (`licodec.entropy.latent`
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -20,8 +22,9 @@ class IndexedLatent(LatentCodec):
     categorical per quality level and channel group. The training rate is the expected code length under the
     soft assignment, sum_l a_l (-log2 p_l), which is differentiable in the latent, as in [13].
 
-    The categoricals start from the histogram of the indices of the first training batch: from equal logits
-    they would need thousands of steps at the transforms' learning rate just to reach the latent's statistics.
+    The categoricals start from the histogram of the indices of the first training batch (`before_step`): from
+    equal logits they would need thousands of steps at the transforms' learning rate just to reach the latent's
+    statistics.
     """
 
     def __init__(self, kind: str, levels: int, channels: int, options: dict) -> None:
@@ -43,8 +46,6 @@ class IndexedLatent(LatentCodec):
         """y_hat and the likelihood per group element, for training or evaluation."""
         quality = nearest_levels(quality)
         y_hat, indices = self.quantizer(y)
-        if self.training and not bool(self.fitted):
-            self.fit(indices)
         log_p = torch.log_softmax(self.priors.logits[self._table(quality)], dim=2)  # (N, G, L)
         if self.training:
             expected = (self.quantizer.assignment(y) * log_p[..., None, None]).sum(2)
@@ -52,6 +53,21 @@ class IndexedLatent(LatentCodec):
             expected = torch.gather(log_p[..., None, None].expand(*indices.shape[:2], -1, *indices.shape[2:]),
                                     2, indices.unsqueeze(2)).squeeze(2)
         return LatentOutput(y_hat, {"y": torch.exp(expected).clamp(min=LIKELIHOOD_BOUND)})
+
+    @torch.no_grad()
+    def before_step(self, latent: Callable[[], Tensor]) -> None:
+        """Before a training step: the quantizer's refit when one is due (every `refit_every` steps of the
+        non-uniform quantizer, which counts the step), then, before the first step only, the categoricals' start
+        from the histogram of the latent's indices. `latent()` gives the step's latent; it runs only if needed."""
+        quantizer = self.quantizer
+        refit = hasattr(quantizer, "refit") and int(quantizer.steps) % quantizer.refit_every == 0
+        y = latent() if refit or not bool(self.fitted) else None
+        if hasattr(quantizer, "refit"):
+            if refit:
+                quantizer.refit(y)
+            quantizer.steps += 1
+        if not bool(self.fitted):
+            self.fit(quantizer.indices(y))
 
     @torch.no_grad()
     def fit(self, indices: Tensor) -> None:

@@ -103,7 +103,7 @@ class Coder:
             for setting in self.settings:
                 yield (setting, *self.code(x, setting))
             return
-        from licodec.api import _pack, compress_tensor
+        from licodec.api import compress_tensor, pack
         from licodec.bitstream import unpack
         from licodec.codecs.base import Encoded
 
@@ -118,7 +118,7 @@ class Coder:
             for k, x_hat in enumerate(codec.decompress_each(whole), start=1):
                 decode_s = time.perf_counter() - start
                 prefix = Encoded(sections[: codec.sections_for(k)], header.height, header.width, k)
-                yield (float(k), _pack(codec, prefix, 3), x_hat, encode_s if k == len(self.settings) else math.nan,
+                yield (float(k), pack(codec, prefix, 3), x_hat, encode_s if k == len(self.settings) else math.nan,
                        decode_s)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from torch import nn
+from torch import Tensor, nn
 
 from licodec.nn.gdn import GDN
 
@@ -55,3 +55,16 @@ def mean_scale_hyper_synthesis(channels: int, latent: int) -> nn.Sequential:
     ReLU."""
     return nn.Sequential(deconv(channels, latent), nn.ReLU(), deconv(latent, latent * 3 // 2), nn.ReLU(),
                          conv(latent * 3 // 2, latent * 2, 3, 1))
+
+
+class Residual(nn.Module):
+    """Two 3x3 convolutions with a leaky ReLU (slope 0.2; a ReLU with `relu`) between, added to the input: the
+    residual block of Theis et al. 2017 [3], also used by [6] and (with ReLU) by Mentzer et al. 2018 [17]."""
+
+    def __init__(self, channels: int, relu: bool = False) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.ReLU() if relu else nn.LeakyReLU(0.2),
+                                  nn.Conv2d(channels, channels, 3, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
+        return x + self.body(x)

@@ -99,7 +99,9 @@ def test_open_steps_code_every_channel_then_the_map_decides():
         codec.importance_offset.fill_(-8.0)  # a map that closes nearly everything
     x = _image(32, 32)
     first = codec(x, torch.tensor([1]))  # warming up: every channel coded, the counts cost nothing
+    codec.after_step(first, {})  # the training loop's step count
     second = codec(x, torch.tensor([1]))
+    codec.after_step(second, {})
     assert torch.all(first.likelihoods["counts"] == 1)
     assert int(codec.steps) == 2
     assert (first.likelihoods["y"] < 1).float().mean() > (second.likelihoods["y"] < 1).float().mean()
