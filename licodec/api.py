@@ -71,7 +71,10 @@ def _check_size(x: torch.Tensor) -> None:
 
 def pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
     """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
-    quality) and `encoded`'s sections."""
+    quality) and `encoded`'s sections. The codec must have saved weights (a hash) for the decoder to find."""
+    if codec.weights_hash is None:
+        raise WeightsError(f"this {codec.name} codec was never saved to a weights file (licodec.zoo.save), so no "
+                           "decoder could find its weights")
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
                               encoded.quality)
     return bitstream.pack(header, encoded.sections)

@@ -103,10 +103,9 @@ class GenerativeCompression(Codec):
         bottlenecks = tuple(int(b) for b in bottlenecks)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
-        super().__init__(tuple(float(b) for b in bottlenecks), widths=list(widths), bottlenecks=list(bottlenecks),
+        super().__init__(qualities=len(bottlenecks), widths=list(widths), bottlenecks=list(bottlenecks),
                          centers=centers, residual_blocks=residual_blocks, mse_weight=mse_weight,
                          feature_weight=feature_weight, discriminator_widths=list(discriminator_widths), norm=norm)
-        self.config.pop("lmbdas")
         C = max(bottlenecks)
         self.analysis = nn.Sequential(
             _block(3, widths[0], 7, 1, norm), *[_block(a, b, 3, 2, norm) for a, b in zip(widths[:-1], widths[1:])],

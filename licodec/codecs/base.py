@@ -65,6 +65,7 @@ class Codec(nn.Module):
     renamed_modules: ClassVar[dict[str, str]] = {}
     objective: ClassVar[str] = "rate-distortion"  # its training objective: a key of licodec.train.losses.OBJECTIVES
     adversarial: bool = False  # trained beside a discriminator (`build_discriminator`)
+    weights_hash: str | None = None  # of the weights file the codec was loaded from (set by `licodec.zoo`)
 
     @classmethod
     def current_name(cls, name: str) -> str:
@@ -82,10 +83,16 @@ class Codec(nn.Module):
         """Whether a prefix of `sections` sections can be decoded (progressive codecs)."""
         return sections >= 1
 
-    def __init__(self, lmbdas: tuple[float, ...], **config) -> None:
+    def __init__(self, lmbdas: tuple[float, ...] = (), qualities: int | None = None, **config) -> None:
+        """`lmbdas`: the rate-distortion lambda of each quality level, for codecs whose levels are lambdas;
+        `qualities`: the number of levels of the others (iterations, bitplanes, bottleneck sizes). `config` is
+        every constructor argument, stored with the weights to rebuild the codec."""
         super().__init__()
         self.lmbdas = tuple(float(v) for v in lmbdas)
-        self.config = {"lmbdas": list(self.lmbdas), **config}
+        if qualities is None and not self.lmbdas:
+            raise CodecError(f"{type(self).__name__}: give the levels' lambdas or their number")
+        self._qualities = len(self.lmbdas) if qualities is None else int(qualities)
+        self.config = {"lmbdas": list(self.lmbdas), **config} if self.lmbdas else dict(config)
         self.transform_dtype: torch.dtype | None = None  # bfloat16: mixed-precision training of the transforms
 
     @contextmanager
@@ -117,8 +124,8 @@ class Codec(nn.Module):
 
     @property
     def qualities(self) -> int:
-        """Number of quality levels, 1 .. qualities (one trained lambda each)."""
-        return len(self.lmbdas)
+        """Number of quality levels: qualities run from 1 to this."""
+        return self._qualities
 
     def check_quality(self, quality: float) -> float:
         """Validate a 1-based quality and return the 0-based level.

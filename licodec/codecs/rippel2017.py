@@ -124,10 +124,9 @@ class RealTimeAdaptive(Codec):
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
                  adversarial: bool = False, blocks: int = 2, bound: str = "clamp", mse_weight: float = 0.0) -> None:
-        super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
+        super().__init__(qualities=bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
                          adversarial=adversarial, blocks=blocks, bound=bound, mse_weight=mse_weight)
-        self.config.pop("lmbdas")
         self.analysis = PyramidAnalysis(features, channels, blocks, bound)
         self.synthesis = PyramidSynthesis(features, channels, blocks)
         self.context = VolumeContext(2, context_filters)

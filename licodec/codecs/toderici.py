@@ -150,10 +150,9 @@ class RecurrentCodec(Codec):
         if reconstruction not in ("one-shot", "additive"):
             raise CodecError(f"unknown reconstruction {reconstruction!r}; expected one-shot or additive")
         # Quality q means q iterations; the lambdas only give the training loop one entry per quality.
-        super().__init__((0.0,) * iterations, iterations=iterations, bits=bits, cell=cell,
+        super().__init__(qualities=iterations, iterations=iterations, bits=bits, cell=cell,
                          reconstruction=reconstruction, encoder_widths=list(encoder_widths),
                          decoder_widths=list(decoder_widths), **config)
-        self.config.pop("lmbdas")
         self.encoder = RecurrentEncoder(tuple(encoder_widths), bits, cell)
         self.decoder = RecurrentDecoder(tuple(decoder_widths), bits, cell)
 

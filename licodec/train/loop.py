@@ -180,7 +180,8 @@ class _Run:
         self.quantiles = groups["quantiles"]
         self.aux_optimizer = torch.optim.Adam(self.quantiles, lr=config.aux_lr) if self.quantiles else None
         self.objective = objective(codec)
-        self.lmbdas = torch.tensor(codec.lmbdas, device=device)
+        # None where the levels are not lambdas (iterations, bitplanes, bottlenecks)
+        self.lmbdas = torch.tensor(codec.lmbdas, device=device) if codec.lmbdas else None
         self.levels = _levels(config.qualities, codec.qualities, device)
         # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not the weights.
         self.adversary = _Adversary(codec, config, device) if codec.adversarial else None
@@ -197,7 +198,8 @@ class _Run:
         codec.before_step(step, x, level)
         output = codec(x, level + 1)
         discriminator = self.adversary.discriminator if self.adversary is not None else None
-        terms = self.objective(codec, output, x, self.lmbdas[level], config.metric, discriminator)
+        lmbda = None if self.lmbdas is None else self.lmbdas[level]
+        terms = self.objective(codec, output, x, lmbda, config.metric, discriminator)
         aux = codec.aux_loss()
         self.optimizer.zero_grad(set_to_none=True)
         if self.aux_optimizer is not None:

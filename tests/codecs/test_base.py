@@ -135,3 +135,16 @@ def test_a_new_codec_composed_from_a_latent_codec_trains_and_codes():
     decoded = codec.decompress(Encoded(encoded.sections, 13, 18, 1.5))
     assert decoded.shape == image.shape
     assert torch.equal(decoded, codec.reconstruct(y_hat, level, encoded))
+
+
+def test_levels_that_are_not_lambdas_and_a_codec_never_saved():
+    from licodec.api import pack
+    from licodec.errors import WeightsError
+
+    recurrent = _build("toderici2016")
+    assert recurrent.qualities == 2 and recurrent.lmbdas == () and "lmbdas" not in recurrent.config
+    codec = TinyCodec().eval()
+    codec.update()
+    encoded = codec.compress(torch.rand(1, 3, 8, 8), 1)
+    with pytest.raises(WeightsError, match="never saved"):
+        pack(codec, encoded, 3)
