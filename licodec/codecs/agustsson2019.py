@@ -43,8 +43,8 @@ from licodec.taxonomy import Taxonomy
 class ChannelNorm(nn.Module):
     """Normalization over the channels at each position, with a learned scale and offset per channel (HiFiC,
     Mentzer et al. 2020). Instance norm, the paper's, normalizes each channel over the whole image: it removes
-    the image's mean colour and brightness, which G then cannot restore (our first GC model gave a red kodim02
-    back grey), and its statistics change with the image size between training crops and full images."""
+    the image's mean colour and brightness, which G then cannot restore, and its statistics change with the image
+    size between training crops and full images (docs/agustsson2019-gc.md)."""
 
     def __init__(self, channels: int, eps: float = 1e-3) -> None:
         super().__init__()

@@ -5,15 +5,12 @@
 
 - Pyramidal analysis: the image at three scales, a small convolutional extractor per scale, and interscale
   alignment that brings every scale to the coefficients' resolution (1/8) by strided convolutions and sums them;
-  `blocks` residual blocks then work at 1/8 before the coefficients (and after them in the synthesis): without
-  them the first trainings stalled near 17-20 dB.
+  `blocks` residual blocks then work at 1/8 before the coefficients (and after them in the synthesis).
   The synthesis mirrors it (transposed convolutions per scale, upsampled and summed).
 - Quantization to B bits, then bitplane decomposition: each coefficient's B bits, most significant first. The
   coefficients are magnitudes in [0, 1] (clamped, so exact zeros wherever the pre-activation is negative; or a
   sigmoid, `bound="sigmoid"`), so a zero coefficient is all zero bits and ACR, which pulls magnitudes down, empties
-  the most significant planes. (An earlier version coded offset-binary codes of tanh
-  outputs: ACR then pulled coefficients to the middle code, where every plane flips, 31 = 011111 and 32 = 100000,
-  so the first plane was a sign and every further plane cost 0.6-0.9 bit per coefficient.)
+  the most significant planes (docs/rippel2017.md says why not offset-binary codes).
 - Adaptive arithmetic coding of the bitplanes with a learned context model: the bits form a volume ordered
   (channel, bitplane) x row x column, so a bit's context holds the more significant bits of its own coefficient
   and of its neighbours; a masked 3D CNN (`VolumeContext`, integer at coding time) gives its probability.
