@@ -13,6 +13,7 @@ import licodec.codecs.balle2018
 import licodec.codecs.lee2019
 import licodec.codecs.minnen2018
 import licodec.codecs.minnen2018_local
+import licodec.codecs.theis2017
 from licodec.codecs.base import Encoded, TransformCodec
 from licodec.entropy.factorized import FactorizedLatent
 from licodec.errors import CodecError
@@ -94,7 +95,8 @@ def test_quality_is_one_based_and_fractional_in_forward_as_in_compress():
 
 
 @pytest.mark.parametrize("module", [licodec.codecs.balle2017, licodec.codecs.balle2018, licodec.codecs.minnen2018,
-                                    licodec.codecs.minnen2018_local, licodec.codecs.lee2019])
+                                    licodec.codecs.minnen2018_local, licodec.codecs.lee2019,
+                                    licodec.codecs.theis2017])
 def test_composed_codecs_never_call_the_coder(module):
     source = inspect.getsource(module)
     assert not re.search(r"\bcoder\b", source) and "licodec.codecs." not in source.replace("licodec.codecs.base", "")
