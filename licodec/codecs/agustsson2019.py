@@ -21,7 +21,6 @@ compression", ICCV 2019 [7]: global generative compression (GC), and selective g
 from __future__ import annotations
 
 import math
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -29,10 +28,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
 from licodec.entropy.latent import LIKELIHOOD_BOUND
-from licodec.entropy.tables import quantize_pmfs
 from licodec.errors import BitstreamError
 from licodec.nn.discriminator import PatchDiscriminator
 from licodec.quant.softhard import SoftToHard
@@ -176,20 +173,7 @@ class GenerativeCompression(Codec):
             keep = self.latent_mask(preserve)[0, 0] > 0
             mask_section = np.packbits(keep.numpy().astype(np.uint8).ravel()).tobytes()
         coded = symbols[:, keep].numpy()  # (C, positions kept), channel by channel
-        return Encoded([mask_section, self._encode_symbols(coded)], x.shape[-2], x.shape[-1], quality)
-
-    def _encode_symbols(self, symbols: np.ndarray) -> bytes:
-        """Flag byte 1 + learned per-channel tables, or flag 0 + equal probabilities, whichever is smaller."""
-        channels = np.broadcast_to(np.arange(symbols.shape[0]).reshape(-1, 1), symbols.shape)
-        learned = coder.encode(symbols, channels, self.symbol_priors.tables)
-        uniform = coder.encode(symbols, np.zeros_like(symbols), self._uniform_tables)
-        return b"\x01" + learned if len(learned) < len(uniform) else b"\x00" + uniform
-
-    @cached_property
-    def _uniform_tables(self):
-        """Equal probabilities over the centers: fixed-length coding, built once."""
-        levels = self.quantizer.levels
-        return quantize_pmfs([np.full(levels, 1.0 / levels)], [0.0], [0])
+        return Encoded([mask_section, self.symbol_priors.encode_rows(coded)], x.shape[-2], x.shape[-1], quality)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
@@ -205,16 +189,7 @@ class GenerativeCompression(Codec):
             keep = torch.from_numpy(np.unpackbits(np.frombuffer(mask_section, np.uint8))[: h * w].reshape(h, w) > 0)
         else:
             keep = torch.ones((h, w), dtype=torch.bool)
-        if not data or data[0] not in (0, 1):
-            raise BitstreamError("unknown symbol coding flag")
-        count = int(keep.sum())
-        if data[0] == 1:
-            index = np.broadcast_to(np.arange(C).reshape(-1, 1), (C, count))
-            coded = coder.decode(data[1:], index, self.symbol_priors.tables)
-        else:
-            coded = coder.decode(data[1:], np.zeros((C, count), dtype=np.int64), self._uniform_tables)
-        if coded.size and (coded.min() < 0 or coded.max() >= self.quantizer.levels):
-            raise BitstreamError("symbol out of the quantizer's alphabet")
+        coded = self.symbol_priors.decode_rows(data, C, int(keep.sum()))
         symbols = torch.zeros((1, total, h, w), dtype=torch.long)
         symbols[0, :C][:, keep] = torch.from_numpy(coded)
         w_hat = self.quantizer.dequantize(symbols)

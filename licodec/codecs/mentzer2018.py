@@ -36,12 +36,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
 from licodec.entropy.context import VolumeContext
 from licodec.entropy.latent import LIKELIHOOD_BOUND
@@ -55,7 +53,7 @@ from licodec.taxonomy import Taxonomy
 
 @register("mentzer2018-3dcnn")
 class ConditionalProbability(Codec):
-    """Learned-center quantizer, importance map, and a masked 3D-CNN context model driving the coder."""
+    """Learned-center quantizer, importance map, and a masked 3D-CNN context model driving the arithmetic coding."""
 
     taxonomy = Taxonomy(
         reference="[17] Mentzer, Agustsson, Tschannen, Timofte, Van Gool 2018",
@@ -190,11 +188,9 @@ class ConditionalProbability(Codec):
 
     # --- coding ---------------------------------------------------------------------------------------------
 
-    def _visit(self, count: Tensor, step) -> Tensor:
-        """The symbols (M, H, W) in decoding order, -1 where masked (see `VolumeContext.visit`)."""
-        M = self.config["M"]
-        coded = torch.arange(M).view(-1, 1, 1) < count.unsqueeze(0)
-        return self.context.visit(self.quantizer.centers.detach().flatten(), coded, step)
+    def _coded(self, count: Tensor) -> Tensor:
+        """Which voxels (M, H, W) the importance map's channel counts (H, W) leave coded."""
+        return torch.arange(self.config["M"]).view(-1, 1, 1) < count.unsqueeze(0)
 
     def _latent(self, symbols: Tensor, level: float) -> Tensor:
         """The masked latent (1, M, H, W) in float64 from the symbols (-1: masked), before the inverse gain."""
@@ -212,17 +208,10 @@ class ConditionalProbability(Codec):
         z = raw[:, :M] * self.gain.gain(torch.tensor([level]))
         _, count = self.importance(raw, quality_index)
         wanted = self.quantizer.indices(z)[0]
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
-
-        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
-            chunks.append((wanted[where].numpy(), freqs))
-            return wanted[where]
-
-        self._visit(count[0], step)
-        counts = count[0].numpy()
-        table = self.counts.table_index(int(quality_index), counts.shape)
-        return Encoded([coder.encode(counts, table, self.counts.tables),
-                        coder.encode_categorical_chunks(chunks)], x.shape[-2], x.shape[-1], quality)
+        centers = self.quantizer.centers.detach().flatten()
+        symbols = self.context.encode(centers, wanted, self._coded(count[0]))
+        return Encoded([self.counts.encode(count[0].numpy(), int(quality_index)), symbols],
+                       x.shape[-2], x.shape[-1], quality)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
@@ -230,10 +219,9 @@ class ConditionalProbability(Codec):
         level = self.check_quality(encoded.quality)
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
         shape = (padded_h // 8, padded_w // 8)
-        table = self.counts.table_index(int(level + 0.5), shape)
-        counts = coder.decode(encoded.sections[0], table, self.counts.tables)
+        counts = self.counts.decode(encoded.sections[0], int(level + 0.5), shape)
         if counts.min() < 0 or counts.max() > self.config["M"]:
             raise BitstreamError("channel count out of range")
-        decoder = coder.CategoricalDecoder(encoded.sections[1])
-        symbols = self._visit(torch.from_numpy(counts), lambda freqs, where: decoder.decode(freqs))
+        centers = self.quantizer.centers.detach().flatten()
+        symbols = self.context.decode(encoded.sections[1], centers, self._coded(torch.from_numpy(counts)))
         return self.reconstruct(self._latent(symbols, level), level, encoded)

@@ -25,13 +25,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
 from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.nn.blocks import Residual
@@ -228,14 +226,8 @@ class RealTimeAdaptive(Codec):
         y = self.transform(self.analysis, self.layout(self.pad(x)))
         _, codes = self.quantize(y, torch.tensor([planes]))
         bits = self.bitplanes(codes)[0]
-        chunks = []
-
-        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
-            chunks.append((bits[where].numpy(), freqs))
-            return bits[where]
-
-        self.context.visit(torch.tensor([-1.0, 1.0]), self._coded(planes, bits.shape[-2:]), step)
-        return Encoded([coder.encode_categorical_chunks(chunks)], x.shape[-2], x.shape[-1], planes)
+        section = self.context.encode(torch.tensor([-1.0, 1.0]), bits, self._coded(planes, bits.shape[-2:]))
+        return Encoded([section], x.shape[-2], x.shape[-1], planes)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
@@ -243,8 +235,7 @@ class RealTimeAdaptive(Codec):
         planes = int(self.check_quality(encoded.quality)) + 1
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
         coded = self._coded(planes, (padded_h // 8, padded_w // 8))
-        decoder = coder.CategoricalDecoder(encoded.sections[0])
-        bits = self.context.visit(torch.tensor([-1.0, 1.0]), coded, lambda freqs, where: decoder.decode(freqs))
+        bits = self.context.decode(encoded.sections[0], torch.tensor([-1.0, 1.0]), coded)
         codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
         y_hat = self.dequantize(codes, torch.tensor([planes]))
         x_hat = self.transform(self.synthesis, self.layout(y_hat))

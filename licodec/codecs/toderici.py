@@ -31,7 +31,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
 from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.errors import BitstreamError, CodecError
@@ -275,15 +274,8 @@ class FullResolution(RecurrentCodec):
         sections, previous = [], torch.zeros_like(codes[0][0])
         for b in codes:
             symbols = ((b[0] + 1) / 2).long()
-            chunks = []
-
-            def step(freqs: np.ndarray, where: tuple[Tensor, ...], symbols=symbols, chunks=chunks) -> Tensor:
-                chunks.append((symbols[where].numpy(), freqs))
-                return symbols[where]
-
-            self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones_like(symbols, dtype=torch.bool), step,
-                               previous)
-            sections.append(coder.encode_categorical_chunks(chunks))
+            sections.append(self.context.encode(torch.tensor([-1.0, 1.0]), symbols,
+                                                torch.ones_like(symbols, dtype=torch.bool), previous))
             previous = b[0]
         return Encoded(sections, x.shape[-2], x.shape[-1], iterations)
 
@@ -297,9 +289,8 @@ class FullResolution(RecurrentCodec):
         def codes() -> Iterator[Tensor]:
             previous = torch.zeros(shape)
             for section in encoded.sections:
-                decoder = coder.CategoricalDecoder(section)
-                symbols = self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
-                                             lambda freqs, where, decoder=decoder: decoder.decode(freqs), previous)
+                symbols = self.context.decode(section, torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
+                                              previous)
                 previous = symbols.float() * 2 - 1
                 yield previous.unsqueeze(0)
 

@@ -52,8 +52,8 @@ def test_the_smaller_coding_of_the_symbols_is_kept(codec):
     with torch.no_grad():
         codec.symbol_priors.logits.copy_(torch.tensor([[6.0, 0, 0, 0, 0]]).repeat(16, 1))
     codec.update()
-    assert codec._encode_symbols(skewed)[0] == 1
-    assert codec._encode_symbols(uniform_like)[0] == 0
+    assert codec.symbol_priors.encode_rows(skewed)[0] == 1
+    assert codec.symbol_priors.encode_rows(uniform_like)[0] == 0
 
 
 def test_selective_generation_codes_only_the_preserved_blocks(codec):
