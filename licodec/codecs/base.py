@@ -255,7 +255,7 @@ class TransformCodec(Codec):
 
     Subclasses build `analysis`, `synthesis`, `gain` (a `GainUnit`) and `entropy` (a `LatentCodec`), and set
     `downsampling` (how much smaller y is than the padded image) and `latent_channels`. Everything else, the
-    training pass and the coding, is here; the codec itself codes no bytes itself."""
+    training pass and the coding, is here; the codec itself codes no bytes."""
 
     downsampling: ClassVar[int] = 16
     latent_channels: int
