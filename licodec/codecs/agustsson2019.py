@@ -89,6 +89,7 @@ class GenerativeCompression(Codec):
         refs=(7, 13),
     )
     multiple = 16
+    downsampling = 16
     adversarial = True  # the training loop trains a discriminator beside it
     objective = "generative"
     quality_unit = "bottlenecks"
@@ -181,7 +182,7 @@ class GenerativeCompression(Codec):
         level = int(self.check_quality(encoded.quality))
         C, total = self.config["bottlenecks"][level], max(self.config["bottlenecks"])
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        h, w = padded_h // 16, padded_w // 16
+        h, w = padded_h // self.downsampling, padded_w // self.downsampling
         mask_section, data = encoded.sections
         if mask_section:
             if len(mask_section) != math.ceil(h * w / 8):

@@ -58,6 +58,7 @@ class Codec(nn.Module):
     name: ClassVar[str]
     taxonomy: ClassVar[Taxonomy]
     multiple: ClassVar[int] = 64  # input sides are padded (replicating the border) to a multiple of this
+    downsampling: ClassVar[int] = 16  # how much smaller the coded latent's sides are than the padded image's
     progressive: ClassVar[bool] = False  # one section per iteration; any prefix of iterations decodes
     quality_unit: ClassVar[str | None] = None  # qualities that count something (iterations) are integers only
     # {old module name: today's}: where sub-modules lived when older weights files were written (`licodec.zoo`
@@ -257,7 +258,6 @@ class TransformCodec(Codec):
     `downsampling` (how much smaller y is than the padded image) and `latent_channels`. Everything else, the
     training pass and the coding, is here; the codec itself codes no bytes."""
 
-    downsampling: ClassVar[int] = 16
     latent_channels: int
     entropy: LatentCodec
 

@@ -66,6 +66,7 @@ class ConditionalProbability(Codec):
         refs=(17, 13),
     )
     multiple = 8
+    downsampling = 8
 
     def __init__(self, N: int = 128, M: int = 32, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, centers: int = 6,
                  blocks: int = 3, context_filters: int = 24, importance_init: float = 4.0,
@@ -218,7 +219,7 @@ class ConditionalProbability(Codec):
         """Image from `compress`'s output, cropped to its size, in [0, 1]."""
         level = self.check_quality(encoded.quality)
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        shape = (padded_h // 8, padded_w // 8)
+        shape = (padded_h // self.downsampling, padded_w // self.downsampling)
         counts = self.counts.decode(encoded.sections[0], int(level + 0.5), shape)
         if counts.min() < 0 or counts.max() > self.config["M"]:
             raise BitstreamError("channel count out of range")

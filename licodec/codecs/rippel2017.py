@@ -113,6 +113,7 @@ class RealTimeAdaptive(Codec):
         refs=(6,),
     )
     multiple = 8
+    downsampling = 8
     quality_unit = "bitplanes"
     objective = "adaptive-codelength"
 
@@ -234,7 +235,7 @@ class RealTimeAdaptive(Codec):
         """Image from `compress`'s output, cropped to its size, in [0, 1]."""
         planes = int(self.check_quality(encoded.quality)) + 1
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        coded = self._coded(planes, (padded_h // 8, padded_w // 8))
+        coded = self._coded(planes, (padded_h // self.downsampling, padded_w // self.downsampling))
         bits = self.context.decode(encoded.sections[0], torch.tensor([-1.0, 1.0]), coded)
         codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
         y_hat = self.dequantize(codes, torch.tensor([planes]))

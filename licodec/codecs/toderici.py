@@ -137,6 +137,7 @@ class RecurrentCodec(Codec):
     """What both recurrent codecs share: the iterations, the objective, progressive sections."""
 
     multiple = 16
+    downsampling = 16
     progressive = True
     quality_unit = "iterations"
     objective = "residual"
@@ -284,7 +285,7 @@ class FullResolution(RecurrentCodec):
         """The image after each iteration: each section's codes decoded with the context model (given the
         previous iteration's), then one decoder step."""
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        shape = (self.config["bits"], padded_h // 16, padded_w // 16)
+        shape = (self.config["bits"], padded_h // self.downsampling, padded_w // self.downsampling)
 
         def codes() -> Iterator[Tensor]:
             previous = torch.zeros(shape)
@@ -369,7 +370,7 @@ class PatchRecurrent(RecurrentCodec):
         if self.config.get("network", "conv") == "dense":
             shape = (rows * cols, 4 * self.config["bits"], 1, 1)
         else:
-            shape = (rows * cols, self.config["bits"], self.patch // 16, self.patch // 16)
+            shape = (rows * cols, self.config["bits"], self.patch // self.downsampling, self.patch // self.downsampling)
         count = int(np.prod(shape))
         for section in encoded.sections:
             if len(section) != (count + 7) // 8:
