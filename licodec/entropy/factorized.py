@@ -155,6 +155,25 @@ class FactorizedDensities(nn.Module):
         """The density of a 0-based level; a level between two trained ones takes the nearer one's density."""
         return self.levels[nearest_level(level)]
 
+    # The per-level interface of a hyperprior's z prior (`licodec.entropy.hyperprior`), shared with
+    # `GaussianPriors`: every method takes the 0-based level first.
+
+    def medians(self, level: float) -> Tensor:
+        """What z's symbols are offsets from, per channel (C,)."""
+        return self[level].medians
+
+    def symbols(self, level: float, z: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Integer symbols of z and each symbol's table index."""
+        return self[level].symbols(z)
+
+    def table_index(self, level: float, shape: tuple[int, ...]) -> np.ndarray:
+        """The table of every symbol of a z of `shape`."""
+        return self[level].table_index(shape)
+
+    def level_tables(self, level: float) -> CdfTables:
+        """The tables that `table_index` indexes."""
+        return self[level].tables
+
     def forward(self, y: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
         """Quantize each sample with the density of its 0-based level (the nearest trained one); returns
         (y_hat, likelihood)."""

@@ -46,8 +46,9 @@ class HyperpriorLatent(LatentCodec):
     means).
 
     `hyper_prior` codes z per level: a `FactorizedDensities` [5] or a `GaussianPriors` [19] (any module with
-    `channels`, `update()`, `forward(z, level, mode)` and, per level, `medians`, `symbols`, `table_index`,
-    `tables`). With `means`, h_s outputs 2M channels: the scales, then the means. `hyper_downsampling` is how
+    `channels`, `update()`, `forward(z, level, mode)` and the per-level `medians(level)`, `symbols(level, z)`,
+    `table_index(level, shape)` and `level_tables(level)`).
+    With `means`, h_s outputs 2M channels: the scales, then the means. `hyper_downsampling` is how
     much smaller z is than y. `quantization`: "noise" (uniform noise everywhere in training), "ste" (rounding
     with straight-through gradients) or "mixed" (noise for the rates, rounding into the synthesis and into h_s).
     """
@@ -92,7 +93,7 @@ class HyperpriorLatent(LatentCodec):
         z = self.transform(self.hyper_analysis, self.hyper_input(y))
         z_noisy, z_likelihood = self.hyper_densities(z, level, rate_mode)
         if self.training and self.quantization == "mixed":
-            medians = torch.stack([self.hyper_densities[nearest_level(float(q))].medians
+            medians = torch.stack([self.hyper_densities.medians(nearest_level(float(q)))
                                    for q in level]).view(*z.shape[:2], 1, 1)
             return quantize(z, "ste", medians), z_likelihood
         return z_noisy, z_likelihood
@@ -124,19 +125,19 @@ class HyperpriorLatent(LatentCodec):
 
     def encode_side(self, y: Tensor, level: float) -> tuple[bytes, np.ndarray]:
         """z's section and symbols."""
-        density = self.hyper_densities[level]
-        z_symbols, z_index = density.symbols(self.transform(self.hyper_analysis, self.hyper_input(y)))
-        return coder.encode(z_symbols, z_index, density.tables), z_symbols
+        prior = self.hyper_densities
+        z_symbols, z_index = prior.symbols(level, self.transform(self.hyper_analysis, self.hyper_input(y)))
+        return coder.encode(z_symbols, z_index, prior.level_tables(level)), z_symbols
 
     def decode_side(self, section: bytes, shape: tuple[int, ...], level: float) -> np.ndarray:
         """z's symbols from its section."""
-        density = self.hyper_densities[level]
-        return coder.decode(section, density.table_index(self.side_shape(shape)), density.tables)
+        prior = self.hyper_densities
+        return coder.decode(section, prior.table_index(level, self.side_shape(shape)), prior.level_tables(level))
 
     def hyper_fixed(self, z_symbols: np.ndarray, level: float) -> Tensor:
         """h_s's output from z's symbols, in fixed point (int64), by integer arithmetic only."""
         net = self.integer("hyper_synthesis")
-        medians = net.to_fixed(self.hyper_densities[level].medians).view(1, -1, 1, 1)
+        medians = net.to_fixed(self.hyper_densities.medians(level)).view(1, -1, 1, 1)
         return net(torch.from_numpy(z_symbols).long() * (1 << net.fraction_bits) + medians)
 
     def parameters_from_side(self, z_symbols: np.ndarray, level: float) -> tuple[Tensor, Tensor | None]:

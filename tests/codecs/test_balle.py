@@ -25,7 +25,7 @@ def _quantized_reconstruction(codec, x, quality):
         entropy = codec.entropy
         if hasattr(entropy, "hyper_analysis"):
             z = entropy.hyper_analysis(entropy.hyper_input(y))
-            z_symbols, _ = entropy.hyper_densities[level].symbols(z)
+            z_symbols, _ = entropy.hyper_densities.symbols(level, z)
             _, means = entropy.parameters_from_side(z_symbols, level)
             y_hat = torch.round(y.double() - (0 if means is None else means)) + (0 if means is None else means)
         else:
