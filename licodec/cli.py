@@ -227,16 +227,14 @@ def info(source: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
 def zoo(as_json: bool) -> None:
     """List the codecs: paper, known implementations, shipped weights and how they were trained; then datasets."""
-    from licodec import survey
-    from licodec import zoo as weights
-    from licodec.registry import codec_class, names
+    from licodec import catalog, survey  # no torch: the source and the safetensors headers
 
-    entries = weights.index()
+    entries = catalog.zoo_index()
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
-    for name in names():
-        taxonomy = codec_class(name).taxonomy
+    for name in catalog.names():
+        taxonomy = catalog.taxonomy(name)
         click.echo(f"{name}  {taxonomy.reference}")
         for ref in taxonomy.refs:
             for implementation in survey.IMPLEMENTATIONS.get(ref, []):
@@ -262,9 +260,9 @@ def zoo(as_json: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 def taxonomy(markdown: bool) -> None:
     """Print the survey's taxonomy of the implemented codecs."""
-    from licodec.registry import codec_class, names
+    from licodec import catalog  # no torch: read from the codecs' source
 
-    rows = [{"codec": name, **codec_class(name).taxonomy.row()} for name in names()]
+    rows = [{"codec": name, **catalog.taxonomy(name).row()} for name in catalog.names()]
     columns = list(rows[0])
     if markdown:
         click.echo("| " + " | ".join(columns) + " |")
