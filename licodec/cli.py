@@ -26,8 +26,35 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+#: Flag spellings renamed to the one vocabulary (`--codec`, `-o/--output`, `-j/--jobs`), per subcommand: the old
+#: spelling still works for one release, with a warning.
+RENAMED_FLAGS = {
+    "eval": {"--codecs": "--codec", "--out": "--output"},
+    "train": {"--threads": "--jobs"},
+}
+
+
+def _rename_flags(command: str, args: list[str]) -> list[str]:
+    renamed = RENAMED_FLAGS.get(command, {})
+    result = []
+    for position, arg in enumerate(args):
+        if arg == "--":
+            return result + args[position:]
+        old, equals, value = arg.partition("=")
+        if old in renamed:
+            click.echo(f"licodec: warning: {old} is now {renamed[old]}; the old spelling goes in the next release",
+                       err=True)
+            arg = renamed[old] + equals + value
+        result.append(arg)
+    return result
+
+
 class _Group(click.Group):
     """Turns library errors into one line and an exit status instead of a traceback."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: D102
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, _rename_flags(name or "", rest)
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         try:
@@ -292,7 +319,7 @@ def taxonomy(markdown: bool) -> None:
 @click.option("--channels", default=None, help="N,M channel counts (e.g. 128,192 or 192,320).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=0, help="torch threads (0: PyTorch's default).")
+@click.option("--jobs", "-j", "threads", default=0, help="torch threads (0: PyTorch's default).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: transforms in bfloat16 autocast (about 3x faster on CPUs with AMX).")
 @click.option("--init", "init_from", default="", help="Start from the weights of a checkpoint or weights file.")
@@ -423,13 +450,14 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
 
 
 @main.command(name="eval")
-@click.option("--codecs", "codec_list", default="balle2018-hyperprior,balle2017-factorized,jpeg", show_default=True,
-              help="Comma-separated codecs: learned names and classical ones "
-                   "(jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
+@click.option("--codec", "codec_list", multiple=True, default=["balle2018-hyperprior,balle2017-factorized,jpeg"],
+              show_default=True, help="Codecs, comma-separated or repeated: learned names and classical ones "
+                                      "(jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
 @click.option("--dataset", required=True, help="A dataset name (see `licodec datasets list`) or a folder of images.")
-@click.option("--root", default=None, type=click.Path(file_okay=False), help="Local copy of a named dataset.")
+@click.option("--root", default=None, type=click.Path(file_okay=False),
+              help="Local copy of a named dataset  [default: where `licodec datasets download` puts it].")
 @click.option("--anchor", default="jpeg", show_default=True, help="Codec the BD-rates are measured against.")
-@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results.json, points.csv, report.md, report.html and the plots.")
 @click.option("--published", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of published results (CompressAI's and TF Compression's) to draw beside ours.")
@@ -441,21 +469,21 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
               help="Side-by-side crops: each codec at its rate nearest this (all its settings searched).")
 @click.option("--limit", default=0, help="Use only the first N images (0: all).")
 @click.option("--thumbnails", default=0, type=click.IntRange(min=0),
-              help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUT/"
+              help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUTPUT/"
                    "thumbnails), as [1] does with 32 (0: the images as they are).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
 @click.option("--reuse", is_flag=True,
-              help="Keep the points of OUT/points.csv made by the same weights (or classical libraries) on the same "
+              help="Keep the points of OUTPUT/points.csv made by the same weights (or classical libraries) on the same "
                    "images at the same settings; code only the rest (their times stay those of that run).")
-def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
-             published_curves: str, published_dataset: str, crop_bpp: float, limit: int, thumbnails: int,
-             jobs: int, reuse: bool) -> None:
+def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor: str, out_dir: str,
+             published: str | None, published_curves: str, published_dataset: str, crop_bpp: float, limit: int,
+             thumbnails: int, jobs: int, reuse: bool) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
     from licodec.eval.run import make_thumbnails, read_points
 
-    names = [n.strip() for n in codec_list.split(",") if n.strip()]
+    names = [n.strip() for value in codec_list for n in value.split(",") if n.strip()]
     if anchor not in names:
         names.append(anchor)
     images = _dataset_images(dataset, root)[: limit or None]
@@ -483,8 +511,21 @@ def _dataset_images(dataset: str, root: str | None) -> list[Path]:
         raise LicodecError(f"unknown dataset {dataset!r} (and no such folder); known: "
                            f"{', '.join(datasets.dataset_names())}")
     if root is None:
-        raise LicodecError(f"--root is needed to find {dataset} (download it with `licodec datasets download`)")
+        root = str(_data_root(dataset))
+        if not Path(root).is_dir():
+            raise LicodecError(f"{dataset}: not in {root} (get it with `licodec datasets download {dataset}`, or "
+                               "give its folder with --root)")
     return datasets.images(dataset, root)
+
+
+def _data_root(dataset: str) -> Path:
+    """Where `datasets download` puts a dataset and `eval --dataset NAME` looks for it without --root:
+    $LICODEC_DATA/NAME, else the user data folder ($XDG_DATA_HOME or ~/.local/share)/licodec/datasets/NAME."""
+    import os
+
+    base = os.environ.get("LICODEC_DATA") or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share",
+                                                  "licodec", "datasets")
+    return Path(base) / dataset
 
 
 @main.group()
@@ -505,11 +546,14 @@ def datasets_list() -> None:
 
 @datasets.command(name="download")
 @click.argument("name")
-@click.option("--root", required=True, type=click.Path(file_okay=False), help="Where to put the images.")
-def datasets_download(name: str, root: str) -> None:
+@click.option("--root", default=None, type=click.Path(file_okay=False),
+              help="Where to put the images  [default: $LICODEC_DATA/NAME or ~/.local/share/licodec/datasets/NAME, "
+                   "where `eval --dataset NAME` finds them].")
+def datasets_download(name: str, root: str | None) -> None:
     """Download a dataset from its official source (needs internet)."""
     from licodec.data import datasets as table
 
+    root = root or str(_data_root(name))
     found = table.download(name, root)
     click.echo(f"{name}: {len(found)} images in {root}", err=True)
 

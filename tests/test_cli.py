@@ -1,5 +1,6 @@
 """The `licodec` command through a subprocess: exit codes, one-line messages, no partial output files."""
 
+import os
 import subprocess
 import sys
 
@@ -126,3 +127,20 @@ def test_options_of_other_codec_families_are_clear_errors(photo, tmp_path):
     _one_line_error(run("decompress", str(out), "-o", str(tmp_path / "p.png"), "--iterations", "2"),
                     "not progressive")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_renamed_flags_warn_and_still_work(tmp_path):
+    from licodec.cli import _rename_flags
+
+    assert _rename_flags("eval", ["--codecs", "jpeg", "--out=x", "--", "--out"]) == [
+        "--codec", "jpeg", "--output=x", "--", "--out"]
+    assert _rename_flags("compress", ["--out", "x"]) == ["--out", "x"]
+    result = run("eval", "--codecs", "jpeg", "--dataset", str(tmp_path / "none"))
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1 and "--codecs is now --codec" in lines[0] and "unknown dataset" in lines[1]
+
+
+def test_named_dataset_found_without_root(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--dataset", "kodak"], capture_output=True,
+                            env={**os.environ, "LICODEC_DATA": str(tmp_path)}, timeout=60)
+    _one_line_error(result, f"kodak: not in {tmp_path / 'kodak'}")

@@ -16,9 +16,9 @@ def test_eval_command_on_two_images(tmp_path):
     for name in ("kodim01.png", "kodim02.png"):
         Image.open(kodak / name).crop((0, 0, 256, 176)).save(images / name)
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codec", "balle2018-hyperprior,jpeg",
                              "--published", str(kodak.parents[1] / "anchors"), "--jobs", "1",
-                             "--dataset", str(images), "--out", str(out)], capture_output=True, timeout=600)
+                             "--dataset", str(images), "--output", str(out)], capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert set(results["mean"]) == {"balle2018-hyperprior", "jpeg"}
@@ -35,8 +35,8 @@ def test_eval_command_on_two_images(tmp_path):
     assert "Cross-check" in (out / "report.md").read_text()
 
     before = (out / "points.csv").read_text()  # again with --reuse: nothing is coded, the times are the same
-    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
-                             "--jobs", "1", "--dataset", str(images), "--out", str(out), "--reuse"],
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codec", "balle2018-hyperprior,jpeg",
+                             "--jobs", "1", "--dataset", str(images), "--output", str(out), "--reuse"],
                             capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert (out / "points.csv").read_text() == before
@@ -79,9 +79,9 @@ def test_eval_on_thumbnails(tmp_path):
     assert [p.name for p in thumbnails] == ["kodim01.png", "kodim04.png"]
     assert all(Image.open(p).size == (32, 32) for p in thumbnails)
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codec", "balle2018-hyperprior,jpeg",
                              "--jobs", "1", "--limit", "2", "--thumbnails", "32", "--dataset", str(kodak),
-                             "--out", str(out)], capture_output=True, timeout=600)
+                             "--output", str(out)], capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert {p["image"] for p in results["points"]} == {"kodim01.png", "kodim02.png"}
