@@ -206,26 +206,71 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 
 @main.command()
 @click.argument("source")
-@click.option("-o", "--output", help="Output image (format from its suffix, PNG by default); - for stdout (PNG).")
+@click.option("-o", "--output", help="Output image, its format from its suffix (see `--format`); a folder when "
+                                     "SOURCE is a folder; - for stdout.")
+@click.option("--format", "suffix", default=None, metavar="SUFFIX",
+              help="Format of stdout and of the images a folder decodes to: png (default), jxl, webp, tiff, jp2 "
+                   "(lossless), jpg, avif, heic (quality 95, 4:4:4), bmp, ppm, tga, qoi.")
 @PRECISION_OPTION
-@click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
-def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None) -> None:
-    """Decompress a .lic file (or - for stdin) to an image."""
-    from licodec.api import decompress_tensor
+def decompress(source: str, output: str | None, suffix: str | None, precision: str, force: bool,
+               iterations: int | None) -> None:
+    """Decompress a .lic file (a folder of them, or - for stdin) to an image."""
     from licodec.bitstream import unpack
-    from licodec.io import encode_image, to_pil
+    from licodec.formats import output_format
 
+    suffix = "." + (suffix or "png").lower().lstrip(".")
+    output_format(suffix)  # an unknown format is refused before anything is read
+    if source != "-" and Path(source).is_dir():
+        _decompress_folder(Path(source), Path(output) if output else Path(source), suffix, precision, force,
+                           iterations)
+        return
+    if output is None:
+        output = "-" if source == "-" else str(Path(source).with_suffix(suffix))
+    image_format = output_format(suffix if output == "-" else output)
     data = _read_input(source)
     unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
-    if output is None:
-        output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
     _refuse_existing(output, force)
-    x_hat, header = decompress_tensor(data, precision, iterations)
-    image = to_pil(x_hat, header.channels)
-    _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
+    header = _decompress_one(data, output, image_format, precision, force, iterations)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
+
+
+def _decompress_one(data: bytes, output: str, image_format: str, precision: str, force: bool,
+                    iterations: int | None):
+    from licodec.api import decompress_tensor
+    from licodec.formats import encode
+    from licodec.io import to_pil
+
+    x_hat, header = decompress_tensor(data, precision, iterations)
+    _write_output(output, encode(to_pil(x_hat, header.channels), image_format), force)
+    return header
+
+
+def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: str, force: bool,
+                       iterations: int | None) -> None:
+    from tqdm import tqdm
+
+    from licodec.formats import output_format
+
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".lic" and p.is_file())
+    if not paths:
+        raise LicodecError(f"{folder}: no .lic files found")
+    image_format = output_format(suffix)
+    failures = 0
+    for path in tqdm(paths, desc="decompressing", unit="file"):
+        target = out_folder / path.relative_to(folder).with_suffix(suffix)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _refuse_existing(str(target), force)
+            _decompress_one(_read_input(str(path)), str(target), image_format, precision, force, iterations)
+        except LicodecError as error:
+            failures += 1
+            tqdm.write(f"licodec: {path}: {error}", file=sys.stderr)
+    click.echo(f"{len(paths) - failures} files -> {out_folder}", err=True)
+    if failures:
+        _fail(f"{failures} of {len(paths)} files failed")
 
 
 @main.command()

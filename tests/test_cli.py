@@ -144,3 +144,31 @@ def test_named_dataset_found_without_root(tmp_path):
     result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--dataset", "kodak"], capture_output=True,
                             env={**os.environ, "LICODEC_DATA": str(tmp_path)}, timeout=60)
     _one_line_error(result, f"kodak: not in {tmp_path / 'kodak'}")
+
+
+def test_decompress_output_formats_by_suffix(photo, tmp_path):
+    lic = tmp_path / "photo.lic"
+    assert run("compress", str(photo), "-q", "1", "-o", str(lic)).returncode == 0
+    for suffix, image_format in ((".heic", "HEIF"), (".jpg", "JPEG"), (".webp", "WEBP")):
+        out = tmp_path / f"back{suffix}"
+        result = run("decompress", str(lic), "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        with Image.open(out) as image:
+            assert image.format == image_format and image.size == (70, 48)
+    _one_line_error(run("decompress", str(lic), "-o", str(tmp_path / "back.xyz")), "unknown image suffix '.xyz'")
+    assert not (tmp_path / "back.xyz").exists()
+
+
+def test_decompress_folder_into_folder(photo, tmp_path):
+    coded = tmp_path / "coded"
+    (coded / "sub").mkdir(parents=True)
+    assert run("compress", str(photo), "-q", "1", "-o", str(coded / "a.lic")).returncode == 0
+    (coded / "sub" / "b.lic").write_bytes((coded / "a.lic").read_bytes())
+    result = run("decompress", str(coded), "-o", str(tmp_path / "decoded"), "--format", "png")
+    assert result.returncode == 0, result.stderr
+    assert b"decompressing" in result.stderr and b"2 files" in result.stderr
+    for name in ("a.png", "sub/b.png"):
+        assert Image.open(tmp_path / "decoded" / name).size == (70, 48)
