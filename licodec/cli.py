@@ -499,10 +499,6 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
     _export(codec, output, provenance, base)
 
 
-DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
-                     "compressai/compressai-bmshj2018-factorized_mse_cuda,compressai/jpeg,compressai/webp,compressai/jpeg2000,compressai/bpg_444_x265_ycbcr,compressai/av1")
-
-
 @main.command(name="eval")
 @click.option("--codec", "codec_list", multiple=True, default=["balle2018-hyperprior,balle2017-factorized,jpeg"],
               show_default=True, help="Codecs, comma-separated or repeated: learned names and classical ones "
@@ -515,13 +511,17 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
               help="Folder for results.json, points.csv, report.md, report.html and the plots.")
 @click.option("--published", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of published results (CompressAI's and TF Compression's) to draw beside ours.")
-@click.option("--published-curves", default=DEFAULT_PUBLISHED, show_default=True,
-              help="Which published curves to draw: comma-separated names (or name fragments).")
+@click.option("--published-curves", default=None,
+              help="Which published curves to draw: comma-separated full names, or fragments that name one curve "
+                   "each  [default: the published twins of the evaluated codecs, e.g. compressai/jpeg for jpeg].")
 @click.option("--published-dataset", default="kodak", show_default=True,
               help="Which dataset's published results to use (kodak, tecnick, clic2020-professional, ...).")
 @click.option("--crop-bpp", default=0.3, show_default=True,
               help="Side-by-side crops: each codec at its rate nearest this (all its settings searched).")
-@click.option("--limit", default=0, help="Use only the first N images (0: all).")
+@click.option("--limit", default=0, type=click.IntRange(min=0), help="Use only the first N images (0: all).")
+@click.option("--qualities", "quality_specs", multiple=True, metavar="[CODEC=]Q1,Q2,...",
+              help="Evaluate only these settings: CODEC=... for one codec (e.g. jpeg=10,50,90), or a bare list for "
+                   "every learned codec; repeatable  [default: every trained level, each classical codec's sweep].")
 @click.option("--thumbnails", default=0, type=click.IntRange(min=0),
               help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUTPUT/"
                    "thumbnails), as [1] does with 32 (0: the images as they are).")
@@ -530,25 +530,38 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
               help="Keep the points of OUTPUT/points.csv made by the same weights (or classical libraries) on the same "
                    "images at the same settings; code only the rest (their times stay those of that run).")
 def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor: str, out_dir: str,
-             published: str | None, published_curves: str, published_dataset: str, crop_bpp: float, limit: int,
-             thumbnails: int, jobs: int, reuse: bool) -> None:
+             published: str | None, published_curves: str | None, published_dataset: str, crop_bpp: float,
+             limit: int, quality_specs: tuple[str, ...], thumbnails: int, jobs: int, reuse: bool) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
-    from licodec.eval.run import make_thumbnails, read_points
+    from licodec.eval.run import make_thumbnails, parse_qualities, read_points
 
     names = [n.strip() for value in codec_list for n in value.split(",") if n.strip()]
     if anchor not in names:
         names.append(anchor)
-    images = _dataset_images(dataset, root)[: limit or None]
+    settings = parse_qualities(quality_specs, names)
+    curves_to_draw = None if published_curves is None else [c.strip() for c in published_curves.split(",")
+                                                            if c.strip()]
+    if published is not None:  # a published curve that is not there is refused before anything is coded
+        from licodec.eval.anchors import load_published
+        from licodec.eval.report import choose_published
+
+        choose_published(load_published(Path(published), published_dataset), curves_to_draw, names)
+    found = _dataset_images(dataset, root)
+    images = found[: limit or None]
+    click.echo(f"evaluating {len(names)} codecs on {len(images)} images"
+               + (f" (the first {len(images)} of {len(found)})" if len(images) < len(found) else ""), err=True)
     if thumbnails:
         images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
-    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [])
-    curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
+    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [],
+                            settings=settings)
     title = Path(dataset).name + (f" ({thumbnails}x{thumbnails} thumbnails)" if thumbnails else "")
+    click.echo(f"writing the report to {out_dir}", err=True)
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,
                           published_names=curves_to_draw, crop_bpp=crop_bpp, dataset=title,
-                          published_dataset=published_dataset)
+                          published_dataset=published_dataset, available=len(found), thumbnails=thumbnails,
+                          progress=True)
     click.echo(report)
 
 
