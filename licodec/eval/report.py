@@ -40,6 +40,9 @@ def bd_summary(curves: dict[str, list[dict]], anchor: str) -> str:
         cells = [f"{row[k]:+.1f}%" if not math.isnan(row[k]) else "n/a"
                  for k in ("psnr cubic", "psnr pchip", "ms-ssim cubic", "ms-ssim pchip")]
         lines.append(f"| {row['codec']} | " + " | ".join(cells) + " |")
+    if any("n/a" in line for line in lines):
+        lines += ["", "n/a: a BD-rate needs four points or more on each curve (after dropping points that do not "
+                      "improve quality) over a common quality range."]
     return "\n".join(lines) + "\n"
 
 
