@@ -66,6 +66,7 @@ class _Group(click.Group):
         import warnings
 
         warnings.showwarning = _show_warning
+        warnings.filterwarnings("once", module="licodec")  # one line per warning, not one per image
         try:
             return super().invoke(ctx)
         except LicodecError as error:

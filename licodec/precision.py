@@ -12,6 +12,7 @@ for "bf16" elsewhere warns.
 
 from __future__ import annotations
 
+import os
 import platform
 import warnings
 from functools import cache
@@ -23,11 +24,19 @@ class PrecisionWarning(RuntimeWarning):
     """bf16 asked for on a CPU that only emulates it."""
 
 
+#: oneDNN's ISA names (`ONEDNN_MAX_CPU_ISA`) below which it has no native bf16 arithmetic.
+_ONEDNN_WITHOUT_BF16 = {"SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI"}
+
+
 @cache
 def native_bf16() -> bool:
-    """Whether this CPU runs bfloat16 arithmetic natively (x86 AMX-BF16 or AVX512-BF16; Arm BF16)."""
+    """Whether this CPU runs bfloat16 arithmetic natively (x86 AMX-BF16 or AVX512-BF16; Arm BF16), and oneDNN is
+    allowed to use it (an `ONEDNN_MAX_CPU_ISA` / `DNNL_MAX_CPU_ISA` below AVX512_CORE_BF16 makes it emulate)."""
     machine = platform.machine().lower()
     if machine in ("x86_64", "amd64", "i686", "x86"):
+        limit = (os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or "").upper()
+        if limit in _ONEDNN_WITHOUT_BF16:
+            return False
         try:
             import torch
 
@@ -59,6 +68,6 @@ def resolve(precision: str) -> str:
     if precision == "auto":
         return "bf16" if native_bf16() else "fp32"
     if precision == "bf16" and not native_bf16():
-        warnings.warn("bf16 is emulated on this CPU (no AMX or AVX512-BF16): expect it several times slower than "
+        warnings.warn("bf16 is emulated here (no AMX or AVX512-BF16 in use): expect it several times slower than "
                       "fp32; --precision auto picks fp32 here", PrecisionWarning, stacklevel=3)
     return precision

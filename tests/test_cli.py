@@ -172,3 +172,19 @@ def test_decompress_folder_into_folder(photo, tmp_path):
     assert b"decompressing" in result.stderr and b"2 files" in result.stderr
     for name in ("a.png", "sub/b.png"):
         assert Image.open(tmp_path / "decoded" / name).size == (70, 48)
+
+
+def test_emulated_bf16_warns_once_and_auto_picks_fp32(photo, tmp_path):
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN may not use native bf16: it emulates it
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(photo.read_bytes())
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "compress", str(folder), "-q", "1",
+                             "--precision", "bf16"], capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(b"warning: bf16 is emulated") == 1
+    auto = subprocess.run([sys.executable, "-m", "licodec.cli", "compress", str(photo), "-q", "1", "-o", "-",
+                           "--precision", "auto"], capture_output=True, env=env, timeout=120)
+    fp32 = run("compress", str(photo), "-q", "1", "-o", "-")
+    assert auto.returncode == 0 and b"warning" not in auto.stderr and auto.stdout == fp32.stdout

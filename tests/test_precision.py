@@ -32,6 +32,15 @@ def test_detection_agrees_with_cpu_flags():
         assert precision.native_bf16() == bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
 
 
+def test_onednn_isa_limit_means_emulated(monkeypatch):
+    precision.native_bf16.cache_clear()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "avx2")
+    try:
+        assert not precision.native_bf16() and precision.resolve("auto") == "fp32"
+    finally:
+        precision.native_bf16.cache_clear()
+
+
 def test_api_accepts_auto():
     import licodec
 
