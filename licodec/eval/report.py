@@ -262,7 +262,8 @@ def write_report(out: Path, points: list, images: list, anchor: str, published: 
         summary += ("\n" + check) if check else ""
         summary += ("\nPublished curves drawn: " + ", ".join(f"`{c.name}`" for c in drawn) + ".\n" if drawn
                     else "\nNo published curve drawn.\n")
-    plots = [rd_plot(curves, metric, out / f"rd_{metric}.png", drawn, title=f"{dataset}, {len(images)} image{'s' if len(images) != 1 else ''}: {metric}")
+    count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+    plots = [rd_plot(curves, metric, out / f"rd_{metric}.png", drawn, title=f"{dataset}, {count}: {metric}")
              for metric in ("psnr", "ms-ssim")]
     details = points_table(curves)
     figures = "".join(f"![{p.stem}]({p.name})\n" for p in plots)
