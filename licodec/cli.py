@@ -526,7 +526,8 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
 @click.option("--thumbnails", default=0, type=click.IntRange(min=0),
               help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUTPUT/"
                    "thumbnails), as [1] does with 32 (0: the images as they are).")
-@click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
+@click.option("--jobs", "-j", default=2, show_default=True,
+              help="Worker processes, each coding one image with one codec at a time.")
 @click.option("--reuse", is_flag=True,
               help="Keep the points of OUTPUT/points.csv made by the same weights (or classical libraries) on the same "
                    "images at the same settings; code only the rest (their times stay those of that run).")
