@@ -51,8 +51,8 @@ def write(folder: Path, kodak: Path) -> list[str]:
         for quality in qualities(codec):
             for label, x in images:
                 stem = f"{name}-q{quality:g}-{label}"
-                data = compress_tensor(x.contiguous(), 3, codec, quality)
-                x_hat, _ = decompress_tensor(data)
+                data = compress_tensor(x.contiguous(), 3, codec, quality, precision="fp32")
+                x_hat, _ = decompress_tensor(data, precision="fp32")
                 (folder / f"{stem}.lic").write_bytes(data)
                 to_pil(x_hat, 3).save(folder / f"{stem}.png")
                 written += [f"{stem}.lic", f"{stem}.png"]
