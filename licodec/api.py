@@ -11,6 +11,7 @@ from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
+from licodec.precision import resolve as resolve_precision
 
 if TYPE_CHECKING:
     from licodec.rate import Reached
@@ -41,6 +42,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
     (1..5) sets how long an overfitted codec learns the image."""
     quality = codec.check_quality(quality) + 1
     _check_size(x)
+    precision = resolve_precision(precision)
     options = {}
     if preserve is not None:
         import inspect
@@ -53,7 +55,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
     with codec.precision(precision), _encoding(codec, effort):
         encoded = codec.compress(x, quality, **options)
-    return _pack(codec, encoded, channels)
+    return pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
@@ -63,9 +65,10 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     from licodec.rate import reach
 
     _check_size(x)
+    precision = resolve_precision(precision)
     with _encoding(codec, effort, warm_start=True):  # an overfitted codec starts each search step from the last
-        reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
-    return _pack(codec, reached.encoded, channels), reached
+        reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
+    return pack(codec, reached.encoded, channels), reached
 
 
 def _encoding(codec: Codec, effort: int | None, warm_start: bool = False):
@@ -85,7 +88,12 @@ def _check_size(x: torch.Tensor) -> None:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
 
 
-def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+def pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+    """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
+    quality) and `encoded`'s sections. The codec must have saved weights (a hash) for the decoder to find."""
+    if codec.weights_hash is None:
+        raise WeightsError(f"this {codec.name} codec was never saved to a weights file (licodec.zoo.save), so no "
+                           "decoder could find its weights")
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
                               encoded.quality)
     return bitstream.pack(header, encoded.sections)
@@ -98,6 +106,7 @@ def decompress_tensor(data: bytes, precision: str = "fp32",
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
     section of a file cut after one of them; other codecs need the whole file."""
     header, sections = bitstream.unpack(data, prefix=True)
+    precision = resolve_precision(precision)
     try:
         codec = load(header.codec)
     except CodecError:

@@ -90,7 +90,7 @@ def test_more_iterations_or_quality_change_the_file():
 
 def test_damaged_and_truncated_files_are_reported_cleanly(fitted):
     codec, _, _, sections = fitted
-    from licodec.api import _pack
+    from licodec.api import pack as _pack
 
     data = _pack(codec, licodec.codecs.base.Encoded(sections, 40, 70, 4), 3)
     assert_damage_is_handled(data, 40, 0)
