@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -9,7 +10,7 @@ from PIL import Image
 
 from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
-from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
+from licodec.errors import BitstreamError, CodecError, ImageError, ResourceError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
 DEFAULT_CODEC = "balle2018-hyperprior"
 DEFAULT_QUALITY = 4
+DEFAULT_MAX_PIXELS = 1 << 26  # 8192 x 8192; `max_pixels` (the CLI's --max-pixels) raises it
 
 
 def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
@@ -30,13 +32,14 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
 
 
 def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32",
-                    preserve: torch.Tensor | None = None) -> bytes:
+                    preserve: torch.Tensor | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
 
     `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`). `preserve`
-    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized."""
+    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized. An image of
+    more than `max_pixels` pixels raises `ResourceError`."""
     quality = codec.check_quality(quality) + 1
-    _check_size(x)
+    _check_size(x, max_pixels)
     options = {}
     if preserve is not None:
         import inspect
@@ -47,26 +50,68 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
             raise ImageError(f"the preserve mask is {preserve.shape[-1]}x{preserve.shape[-2]}, the image "
                              f"{x.shape[-1]}x{x.shape[-2]}")
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
-    with codec.precision(precision):
-        encoded = codec.compress(x, quality, **options)
+    try:
+        with codec.precision(precision):
+            encoded = codec.compress(x, quality, **options)
+    except MemoryError:
+        raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
+    except RuntimeError as error:
+        if _is_out_of_memory(error):
+            raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
+        raise
     return _pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
-                       precision: str = "fp32") -> tuple[bytes, Reached]:
+                       precision: str = "fp32", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, Reached]:
     """Like `compress_tensor`, with the quality searched so that the file reaches a target bpp or PSNR
     (`licodec.rate.reach`); returns the bytes and what the search found and cost."""
     from licodec.rate import reach
 
-    _check_size(x)
+    _check_size(x, max_pixels)
+    target = _number(target, f"target_{metric}")
     reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
     return _pack(codec, reached.encoded, channels), reached
 
 
-def _check_size(x: torch.Tensor) -> None:
+def _check_size(x: torch.Tensor, max_pixels: int) -> None:
     height, width = x.shape[-2:]
     if height * width > bitstream.MAX_PIXELS:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
+    _check_pixels(height, width, max_pixels)
+
+
+def _check_pixels(height: int, width: int, max_pixels: int) -> None:
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise CodecError(f"max_pixels must be a positive integer, got {max_pixels!r}")
+    if height * width > max_pixels:
+        raise ResourceError(f"{width}x{height} is {height * width} pixels, more than the limit of {max_pixels} "
+                            "(raise it with --max-pixels, or max_pixels= in Python)")
+
+
+def _number(value: object, name: str) -> float:
+    """`value` as a finite float, or `CodecError` naming the argument."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, (bool, str, bytes)) or not math.isfinite(number):
+        raise CodecError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
+def _check_payload(codec: Codec, header: bitstream.Header, sections: list[bytes]) -> None:
+    """Refuse a payload too small for the size its header claims (a forged size: a decompression bomb).
+
+    A codec whose quality counts something (iterations, bitplanes, bottlenecks) pays its floor once per unit: per
+    section decoded for progressive codecs, per quality level for the others."""
+    bits = 8 * sum(len(section) for section in sections)
+    units = 1 if codec.quality_unit is None else len(sections) if codec.progressive else int(header.quality)
+    needed = codec.fewest_bits_per_pixel * header.height * header.width * units
+    if bits < needed:
+        raise BitstreamError(f"{sum(len(s) for s in sections)} bytes of payload cannot hold a {header.width}x"
+                             f"{header.height} {header.codec} image (it needs at least {math.ceil(needed / 8)}): "
+                             "the size in the header is damaged or forged")
 
 
 def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
@@ -75,13 +120,18 @@ def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
     return bitstream.pack(header, encoded.sections)
 
 
-def decompress_tensor(data: bytes, precision: str = "fp32",
-                      iterations: int | None = None) -> tuple[torch.Tensor, bitstream.Header]:
+def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | None = None,
+                      max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, bitstream.Header]:
     """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header.
 
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
-    section of a file cut after one of them; other codecs need the whole file."""
+    section of a file cut after one of them; other codecs need the whole file. Before anything is allocated, a
+    header claiming more than `max_pixels` pixels raises `ResourceError`, and a payload smaller than the codec's
+    `fewest_bits_per_pixel` allows for the claimed size raises `BitstreamError`."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BitstreamError(f"expected the bytes of a .lic file, got {type(data).__name__}")
     header, sections = bitstream.unpack(data, prefix=True)
+    _check_pixels(header.height, header.width, max_pixels)
     try:
         codec = load(header.codec)
     except CodecError:
@@ -104,30 +154,59 @@ def decompress_tensor(data: bytes, precision: str = "fp32",
         sections = sections[: codec.sections_for(iterations)]
     if codec.progressive and not codec.decodable(len(sections)):
         raise BitstreamError(f"truncated at byte {len(data)}: no complete iteration to decode")
+    _check_payload(codec, header, sections)
     encoded = Encoded(sections, header.height, header.width, header.quality)
     try:
         with codec.precision(precision):
             x_hat = codec.decompress(encoded)
-    except (IndexError, RuntimeError) as error:
-        raise BitstreamError(f"bitstream does not match {header.codec} ({error})") from None
+    except MemoryError:
+        raise _out_of_memory(header.width, header.height) from None
+    except RuntimeError as error:
+        if _is_out_of_memory(error):
+            raise _out_of_memory(header.width, header.height) from None
+        raise BitstreamError(f"bitstream does not match {header.codec} ({_first_line(error)})") from None
+    except (IndexError, ValueError, KeyError, OverflowError, TypeError, ZeroDivisionError) as error:
+        # A header relabelled with another codec's name and weights reaches decoders with sections they never
+        # wrote; whatever they trip on, the file does not match them.
+        raise BitstreamError(f"bitstream does not match {header.codec} ({_first_line(error)})") from None
     return x_hat, header
 
 
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _is_out_of_memory(error: RuntimeError) -> bool:
+    text = str(error)
+    return "can't allocate memory" in text or "out of memory" in text.lower() or "not enough memory" in text
+
+
+def _out_of_memory(width: int, height: int) -> ResourceError:
+    return ResourceError(f"out of memory coding a {width}x{height} image")
+
+
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
-             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
+             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
+             max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
     With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`)."""
-    x, channels = read_image(image)
+    if not isinstance(codec, str):
+        raise CodecError(f"codec must be a codec name, got {codec!r}")
     if target_bpp is not None and target_psnr is not None:
         raise CodecError("give a target bpp or a target PSNR, not both")
-    if target_bpp is None and target_psnr is None:
-        return compress_tensor(x, channels, load(codec, quality), quality, precision)
     metric, target = ("bpp", target_bpp) if target_bpp is not None else ("psnr", target_psnr)
-    return compress_to_target(x, channels, load(codec), metric, float(target), precision)[0]
+    if target is not None:
+        target = _number(target, f"target_{metric}")
+    x, channels = read_image(image)
+    if target is None:
+        return compress_tensor(x, channels, load(codec, quality), quality, precision, max_pixels=max_pixels)
+    return compress_to_target(x, channels, load(codec), metric, target, precision, max_pixels)[0]
 
 
-def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:
+def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
-    x_hat, header = decompress_tensor(data, precision, iterations)
+    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels)
     return to_pil(x_hat, header.channels)

@@ -19,3 +19,11 @@ class WeightsError(LicodecError):
 
 class CodecError(LicodecError):
     """An unknown codec name or an unsupported quality."""
+
+
+class ResourceError(LicodecError):
+    """A request beyond what licodec allows or the machine has: more pixels than the limit, out of memory."""
+
+
+class LicodecWarning(UserWarning):
+    """Something licodec did that loses information the user asked it to accept (the CLI prints one line)."""

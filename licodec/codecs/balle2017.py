@@ -45,6 +45,7 @@ class FactorizedPrior(Codec):
         quality_range="about 0.1 to 1.5 bpp",
         refs=(4, 14, 15),
     )
+    fewest_bits_per_pixel = 3.5e-3  # measured: 1/32 of a flat image's at quality 1
     multiple = 16
 
     def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,

@@ -58,6 +58,7 @@ class Codec(nn.Module):
     multiple: ClassVar[int] = 64  # input sides are padded (replicating the border) to a multiple of this
     progressive: ClassVar[bool] = False  # one section per iteration; any prefix of iterations decodes
     quality_unit: ClassVar[str | None] = None  # qualities that count something (iterations) are integers only
+    fewest_bits_per_pixel: ClassVar[float] = 0.0  # a payload below this for its size (per quality unit) is forged
 
     def sections_for(self, iterations: int) -> int:
         """How many leading sections hold the first `iterations` iterations (progressive codecs)."""
