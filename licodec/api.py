@@ -10,8 +10,8 @@ from PIL import Image
 
 from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
-from licodec.errors import BitstreamError, CodecError, ImageError, ResourceError, WeightsError
-from licodec.io import ImageLike, read_image, to_pil
+from licodec.errors import BitstreamError, CodecError, ImageError, ResourceError, WeightsError, is_out_of_memory
+from licodec.io import ImageLike, Metadata, read_image_with_metadata, to_pil
 
 if TYPE_CHECKING:
     from licodec.rate import Reached
@@ -32,12 +32,13 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
 
 
 def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32",
-                    preserve: torch.Tensor | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+                    preserve: torch.Tensor | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
+                    metadata: Metadata | None = None) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
 
     `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`). `preserve`
     (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized. An image of
-    more than `max_pixels` pixels raises `ResourceError`."""
+    more than `max_pixels` pixels raises `ResourceError`. `metadata` (ICC, EXIF, XMP) goes into the header."""
     quality = codec.check_quality(quality) + 1
     _check_size(x, max_pixels)
     options = {}
@@ -56,22 +57,24 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
     except MemoryError:
         raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
     except RuntimeError as error:
-        if _is_out_of_memory(error):
+        if is_out_of_memory(error):
             raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
         raise
-    return _pack(codec, encoded, channels)
+    return _pack(codec, encoded, channels, metadata)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
-                       precision: str = "fp32", max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[bytes, Reached]:
+                       precision: str = "fp32", max_pixels: int = DEFAULT_MAX_PIXELS,
+                       metadata: Metadata | None = None) -> tuple[bytes, Reached]:
     """Like `compress_tensor`, with the quality searched so that the file reaches a target bpp or PSNR
-    (`licodec.rate.reach`); returns the bytes and what the search found and cost."""
+    (`licodec.rate.reach`); returns the bytes and what the search found and cost. The metadata is not counted
+    against a target bpp."""
     from licodec.rate import reach
 
     _check_size(x, max_pixels)
     target = _number(target, f"target_{metric}")
     reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
-    return _pack(codec, reached.encoded, channels), reached
+    return _pack(codec, reached.encoded, channels, metadata), reached
 
 
 def _check_size(x: torch.Tensor, max_pixels: int) -> None:
@@ -114,9 +117,9 @@ def _check_payload(codec: Codec, header: bitstream.Header, sections: list[bytes]
                              "the size in the header is damaged or forged")
 
 
-def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+def _pack(codec: Codec, encoded: Encoded, channels: int, metadata: Metadata | None = None) -> bytes:
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
-                              encoded.quality)
+                              encoded.quality, chunks=metadata.chunks() if metadata is not None else {})
     return bitstream.pack(header, encoded.sections)
 
 
@@ -162,7 +165,7 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
     except MemoryError:
         raise _out_of_memory(header.width, header.height) from None
     except RuntimeError as error:
-        if _is_out_of_memory(error):
+        if is_out_of_memory(error):
             raise _out_of_memory(header.width, header.height) from None
         raise BitstreamError(f"bitstream does not match {header.codec} ({_first_line(error)})") from None
     except (IndexError, ValueError, KeyError, OverflowError, TypeError, ZeroDivisionError) as error:
@@ -177,21 +180,19 @@ def _first_line(error: BaseException) -> str:
     return text[0] if text else type(error).__name__
 
 
-def _is_out_of_memory(error: RuntimeError) -> bool:
-    text = str(error)
-    return "can't allocate memory" in text or "out of memory" in text.lower() or "not enough memory" in text
-
-
 def _out_of_memory(width: int, height: int) -> ResourceError:
     return ResourceError(f"out of memory coding a {width}x{height} image")
 
 
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
              precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
-             max_pixels: int = DEFAULT_MAX_PIXELS) -> bytes:
+             max_pixels: int = DEFAULT_MAX_PIXELS, strip: bool = False, reduce_to_8_bit: bool = False,
+             first_frame: bool = False) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
-    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`)."""
+    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`). The ICC
+    profile, EXIF and XMP of an image file are kept unless `strip`; 16-bit images (`reduce_to_8_bit`) and
+    animated ones (`first_frame`) are refused unless their flag accepts the loss (see `licodec.io`)."""
     if not isinstance(codec, str):
         raise CodecError(f"codec must be a codec name, got {codec!r}")
     if target_bpp is not None and target_psnr is not None:
@@ -199,14 +200,22 @@ def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFA
     metric, target = ("bpp", target_bpp) if target_bpp is not None else ("psnr", target_psnr)
     if target is not None:
         target = _number(target, f"target_{metric}")
-    x, channels = read_image(image)
+    x, channels, metadata = read_image_with_metadata(image, reduce_to_8_bit, first_frame)
+    metadata = None if strip else metadata
     if target is None:
-        return compress_tensor(x, channels, load(codec, quality), quality, precision, max_pixels=max_pixels)
-    return compress_to_target(x, channels, load(codec), metric, target, precision, max_pixels)[0]
+        return compress_tensor(x, channels, load(codec, quality), quality, precision, max_pixels=max_pixels,
+                               metadata=metadata)
+    return compress_to_target(x, channels, load(codec), metric, target, precision, max_pixels, metadata)[0]
 
 
 def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
                max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
+    """Decompress .lic bytes into a PIL image (grayscale if the original was), with the stored ICC profile, EXIF
+    and XMP in its `info` ("icc_profile", "exif", "xmp"), where Pillow's `save` finds them."""
     x_hat, header = decompress_tensor(data, precision, iterations, max_pixels)
-    return to_pil(x_hat, header.channels)
+    image = to_pil(x_hat, header.channels)
+    metadata = Metadata.from_chunks(header.chunks)
+    for key, value in (("icc_profile", metadata.icc), ("exif", metadata.exif), ("xmp", metadata.xmp)):
+        if value:
+            image.info[key] = value
+    return image

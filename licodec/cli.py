@@ -7,12 +7,14 @@ malformed command line). Output files are written atomically and never replace a
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
 
-from licodec.errors import LicodecError
+from licodec.errors import LicodecError, LicodecWarning, is_out_of_memory
 
 DEFAULT_CODEC = "balle2018-hyperprior"
 DEFAULT_QUALITY = 4
@@ -24,13 +26,50 @@ MAX_PIXELS_OPTION = click.option(
     help="Refuse images (and files claiming images) of more pixels than this.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     click.echo(f"licodec: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the exit's flush of what could not be written raises nothing more."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
+_show_other_warning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """licodec's own warnings as one line each; others as Python shows them."""
+    if issubclass(category, LicodecWarning):
+        click.echo(f"licodec: warning: {message}", err=True)
+    else:
+        _show_other_warning(message, category, filename, lineno, file, line)
 
 
 class _Group(click.Group):
-    """Turns library errors into one line and an exit status instead of a traceback."""
+    """The one place that turns every failure a user can cause into one line and an exit status: library errors,
+    the operating system's (unwritable outputs, full disks, closed pipes), out of memory, and click's usage errors
+    (status 2)."""
+
+    def main(self, *args, **kwargs):  # noqa: D102
+        kwargs["standalone_mode"] = False
+        warnings.showwarning = _show_warning
+        try:
+            status = super().main(*args, **kwargs)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+            _fail(f"{' '.join(error.format_message().split()).rstrip('.')}{hint}", error.exit_code)
+        except click.ClickException as error:
+            _fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            _fail("aborted")
+        except EOFError:
+            _fail("unexpected end of input")
+        sys.exit(status if isinstance(status, int) else 0)
 
     def invoke(self, ctx: click.Context):  # noqa: D102
         try:
@@ -43,7 +82,15 @@ class _Group(click.Group):
         except MemoryError:
             _fail("out of memory (the image is too large for this machine)")
         except BrokenPipeError:
+            _silence_stdout()
             sys.exit(1)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            _fail(f"{where}{error.strerror or error}")
+        except RuntimeError as error:
+            if not is_out_of_memory(error):
+                raise
+            _fail("out of memory (the image is too large for this machine)")
 
 
 @click.group(cls=_Group)
@@ -54,6 +101,8 @@ def main() -> None:
 
 def _read_input(source: str) -> bytes:
     if source == "-":
+        if sys.stdin is None:
+            raise LicodecError("cannot read stdin: it is closed")
         return sys.stdin.buffer.read()
     path = Path(source)
     if not path.exists():
@@ -70,8 +119,16 @@ def _write_output(target: str, data: bytes, force: bool) -> None:
     from licodec.io import write_atomic
 
     if target == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        if sys.stdout is None:
+            raise LicodecError("cannot write to stdout: it is closed")
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as error:
+            _silence_stdout()
+            raise LicodecError(f"cannot write to stdout ({getattr(error, 'strerror', None) or error})") from None
     else:
         write_atomic(target, data, overwrite=force)
 
@@ -82,17 +139,22 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
-                  target: tuple[str, float] | None, preserve=None, max_pixels: int = 1 << 26
-                  ) -> tuple[bytes, int, int, str]:
-    """The .lic bytes of one image, its size, and a note on the quality used."""
+                  target: tuple[str, float] | None, preserve=None, max_pixels: int = 1 << 26,
+                  reading: dict | None = None) -> tuple[bytes, int, int, str]:
+    """The .lic bytes of one image, its size, and a note on the quality used. `reading`: strip, reduce_to_8_bit,
+    first_frame (see `licodec.api.compress`)."""
     from licodec.api import compress_tensor, compress_to_target
-    from licodec.io import read_image_bytes
+    from licodec.io import read_image_bytes_with_metadata
 
-    x, channels = read_image_bytes(data, name)
+    reading = dict(reading or {})
+    strip = reading.pop("strip", False)
+    x, channels, metadata = read_image_bytes_with_metadata(data, name, **reading)
+    metadata = None if strip else metadata
     if target is None:
-        return (compress_tensor(x, channels, codec, quality, precision, preserve, max_pixels=max_pixels),
-                x.shape[-2], x.shape[-1], "")
-    encoded, reached = compress_to_target(x, channels, codec, *target, precision, max_pixels=max_pixels)
+        return (compress_tensor(x, channels, codec, quality, precision, preserve, max_pixels=max_pixels,
+                                metadata=metadata), x.shape[-2], x.shape[-1], "")
+    encoded, reached = compress_to_target(x, channels, codec, *target, precision, max_pixels=max_pixels,
+                                          metadata=metadata)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
             f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
@@ -118,13 +180,18 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
               help="Generative codecs: a mask image (white = preserve); the rest may be synthesized.")
 @PRECISION_OPTION
 @MAX_PIXELS_OPTION
+@click.option("--strip", is_flag=True, help="Do not keep the ICC profile, EXIF and XMP of the image.")
+@click.option("--reduce-to-8-bit", is_flag=True, help="Accept a 16-bit image, coded at 8 bits per channel.")
+@click.option("--first-frame", is_flag=True, help="Accept an animated image, coding its first frame only.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
-             target_psnr: float | None, preserve: str | None, precision: str, max_pixels: int, force: bool) -> None:
+             target_psnr: float | None, preserve: str | None, precision: str, max_pixels: int, strip: bool,
+             reduce_to_8_bit: bool, first_frame: bool, force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
     target = _target(quality, target_bpp, target_psnr)
+    reading = {"strip": strip, "reduce_to_8_bit": reduce_to_8_bit, "first_frame": first_frame}
     quality = DEFAULT_QUALITY if quality is None else quality
     codec = load(codec_name, None if target else quality)
     mask = None
@@ -136,20 +203,21 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
         mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
-        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels, reading)
         return
     data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, max_pixels)
+    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, max_pixels,
+                                                 reading)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
 
 
 def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
-                     target: tuple[str, float] | None, max_pixels: int = 1 << 26) -> None:
+                     target: tuple[str, float] | None, max_pixels: int = 1 << 26, reading: dict | None = None) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -157,7 +225,10 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
     paths = list_images(folder)
     if not paths:
         raise LicodecError(f"{folder}: no images found")
-    out_folder.mkdir(parents=True, exist_ok=True)
+    try:
+        out_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LicodecError(f"{out_folder}: cannot create the output folder ({error.strerror or error})") from None
     failures = 0
     total_bytes = total_pixels = 0
     for path in tqdm(paths, desc="compressing", unit="image"):
@@ -166,7 +237,7 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
             target_path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target_path), force)
             encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
-                                                         target, max_pixels=max_pixels)
+                                                         target, max_pixels=max_pixels, reading=reading)
             _write_output(str(target_path), encoded, force)
             if note:
                 tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)
@@ -175,6 +246,9 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
         except LicodecError as error:
             failures += 1
             tqdm.write(f"licodec: {error}", file=sys.stderr)
+        except OSError as error:
+            failures += 1
+            tqdm.write(f"licodec: {error.filename or target_path}: {error.strerror or error}", file=sys.stderr)
     done = len(paths) - failures
     if total_pixels:
         click.echo(f"{done} images -> {out_folder}: {total_bytes} bytes, "
@@ -196,7 +270,7 @@ def decompress(source: str, output: str | None, precision: str, max_pixels: int,
     """Decompress a .lic file (or - for stdin) to an image."""
     from licodec.api import decompress_tensor
     from licodec.bitstream import unpack
-    from licodec.io import encode_image, to_pil
+    from licodec.io import Metadata, encode_image, to_pil
 
     data = _read_input(source)
     unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
@@ -205,7 +279,8 @@ def decompress(source: str, output: str | None, precision: str, max_pixels: int,
     _refuse_existing(output, force)
     x_hat, header = decompress_tensor(data, precision, iterations, max_pixels)
     image = to_pil(x_hat, header.channels)
-    _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
+    metadata = Metadata.from_chunks(header.chunks)
+    _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix, metadata), force)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
 
 
