@@ -77,3 +77,71 @@ def test_shipped_weights_decode_the_same_pixels_at_one_and_two_threads(name, qua
     finally:
         torch.set_num_threads(saved)
     assert torch.equal(torch.round(one * 255), torch.round(two * 255))
+
+
+def _relabelled(data: bytes, name: str) -> bytes:
+    """`data` (another codec's file) claiming to be `name`'s, with the installed weights' hash, a quality `name`
+    has, and valid checksums: the damage reaches `name`'s decoder."""
+    codec = load(name)
+    header, _ = bitstream.unpack(data)
+    quality = min(max(1, round(header.quality)), codec.qualities)
+    return _with_header(data, codec=name, weights_hash=codec.weights_hash, quality=quality)
+
+
+def _decodes_or_reports(data: bytes) -> None:
+    try:
+        x_hat, header = decompress_tensor(data)
+    except LicodecError:
+        return
+    assert x_hat.shape[-2:] == (header.height, header.width)
+    assert bool(torch.isfinite(x_hat).all()) and 0 <= float(x_hat.min()) and float(x_hat.max()) <= 1
+
+
+@pytest.fixture(scope="module")
+def files():
+    """A small file of every shipped codec, at its lowest and highest quality."""
+    return {name: [_small_file(name, q, size=48) for q in (1, load(name).qualities)] for name in SHIPPED}
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_every_codec_file_relabelled_as_the_default_and_back(files, name):
+    for data in files[name]:
+        _decodes_or_reports(_relabelled(data, "balle2018-hyperprior"))
+    for data in files["balle2018-hyperprior"]:
+        _decodes_or_reports(_relabelled(data, name))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", SHIPPED)
+def test_every_codec_file_relabelled_as_every_other_codec(files, target):
+    for source in SHIPPED:
+        for data in files[source]:
+            _decodes_or_reports(_relabelled(data, target))
+
+
+@pytest.mark.parametrize("count", [0, 1, 3, 4])
+def test_a_wrong_number_of_sections_decodes_or_reports(files, count):
+    # agustsson2019-gc raised ValueError on 0, 1 or 4 sections; no sections at all is always an error.
+    for name in ("agustsson2019-gc", "balle2018-hyperprior", "rippel2017", "mentzer2018-3dcnn"):
+        header, sections = bitstream.unpack(files[name][0])
+        changed = bitstream.pack(header, (sections * 4)[:count])
+        if count == 0:
+            with pytest.raises(LicodecError):
+                decompress_tensor(changed)
+        else:
+            _decodes_or_reports(changed)
+
+
+def test_running_out_of_memory_is_a_resource_error(files, monkeypatch):
+    codec = load("balle2018-hyperprior")
+
+    def allocate(*args, **kwargs):
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                           "you tried to allocate 68719476736 bytes. Error code 12 (Cannot allocate memory)")
+
+    monkeypatch.setattr(codec, "decompress", allocate)
+    with pytest.raises(ResourceError, match="out of memory"):
+        decompress_tensor(files["balle2018-hyperprior"][0])
+    monkeypatch.setattr(codec, "compress", allocate)
+    with pytest.raises(ResourceError, match="out of memory"):
+        compress_tensor(torch.rand(1, 3, 32, 32), 3, codec, 1)
