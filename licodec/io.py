@@ -133,15 +133,20 @@ def _from_pil(image: Image.Image, reduce_to_8_bit: bool = False, name: str = "im
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255.0, channels
 
 
+def _check_frames(image: Image.Image, name: str, first_frame: bool) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and getattr(image, "is_animated", True):
+        if not first_frame:
+            raise ImageError(f"{name}: animated ({frames} frames); licodec codes still images (pass "
+                             "--first-frame, first_frame=True, to code the first frame)")
+        _warn(f"{name}: animated ({frames} frames); coding the {'first' if image.tell() == 0 else 'current'} "
+              "frame only (--first-frame)")
+
+
 def _open(data: bytes, name: str, reduce_to_8_bit: bool, first_frame: bool) -> tuple[torch.Tensor, int, Metadata]:
     try:
         with Image.open(_io.BytesIO(data)) as image:
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1 and getattr(image, "is_animated", True):
-                if not first_frame:
-                    raise ImageError(f"{name}: animated ({frames} frames); licodec codes still images (pass "
-                                     "--first-frame, first_frame=True, to code the first frame)")
-                _warn(f"{name}: animated ({frames} frames); coding the first frame only (--first-frame)")
+            _check_frames(image, name, first_frame)
             rawmode = _rawmode(image)
             image.load()
             metadata = _pil_metadata(image)
@@ -199,6 +204,7 @@ def read_image_with_metadata(source: ImageLike, reduce_to_8_bit: bool = False,
                              first_frame: bool = False) -> tuple[torch.Tensor, int, Metadata]:
     """Like `read_image`, with the image's `Metadata` (empty for arrays and tensors)."""
     if isinstance(source, Image.Image):
+        _check_frames(source, "image", first_frame)
         metadata = _pil_metadata(source)
         if source.getexif().get(0x0112, 1) != 1:
             source = ImageOps.exif_transpose(source)
