@@ -31,8 +31,9 @@ def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4
 
     `quality` is a trained level or a number between two. `target_bpp` (the file's size, at most) or
     `target_psnr` (at least) search the quality for this image instead. `precision="bf16"` runs the transforms
-    in bfloat16 (faster on CPUs with AMX; same decodable file format). `options`: `max_pixels` (default 2**26),
-    `strip` (drop ICC, EXIF, XMP), `reduce_to_8_bit` (accept 16-bit images), `first_frame` (of an animation).
+    in bfloat16 (faster only on CPUs with AMX or AVX512-BF16, see `licodec.precision`; "auto" picks it there and
+    fp32 elsewhere; the files decode in either precision). `options`: `max_pixels` (default 2**26), `strip` (drop
+    ICC, EXIF, XMP), `reduce_to_8_bit` (accept 16-bit images), `first_frame` (of an animation).
     """
     from licodec import api
 

@@ -12,6 +12,7 @@ from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, ResourceError, WeightsError, is_out_of_memory
 from licodec.io import ImageLike, Metadata, read_image_with_metadata, to_pil
+from licodec.precision import resolve as resolve_precision
 
 if TYPE_CHECKING:
     from licodec.rate import Reached
@@ -41,6 +42,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
     more than `max_pixels` pixels raises `ResourceError`. `metadata` (ICC, EXIF, XMP) goes into the header."""
     quality = codec.check_quality(quality) + 1
     _check_size(x, max_pixels)
+    precision = resolve_precision(precision)
     options = {}
     if preserve is not None:
         import inspect
@@ -60,7 +62,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
         if is_out_of_memory(error):
             raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
         raise
-    return _pack(codec, encoded, channels, metadata)
+    return pack(codec, encoded, channels, metadata)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
@@ -73,8 +75,9 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
 
     _check_size(x, max_pixels)
     target = _number(target, f"target_{metric}")
-    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
-    return _pack(codec, reached.encoded, channels, metadata), reached
+    precision = resolve_precision(precision)
+    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
+    return pack(codec, reached.encoded, channels, metadata), reached
 
 
 def _check_size(x: torch.Tensor, max_pixels: int) -> None:
@@ -117,7 +120,13 @@ def _check_payload(codec: Codec, header: bitstream.Header, sections: list[bytes]
                              "the size in the header is damaged or forged")
 
 
-def _pack(codec: Codec, encoded: Encoded, channels: int, metadata: Metadata | None = None) -> bytes:
+def pack(codec: Codec, encoded: Encoded, channels: int, metadata: Metadata | None = None) -> bytes:
+    """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
+    quality, `metadata` in chunks) and `encoded`'s sections. The codec must have saved weights (a hash) for the
+    decoder to find."""
+    if codec.weights_hash is None:
+        raise WeightsError(f"this {codec.name} codec was never saved to a weights file (licodec.zoo.save), so no "
+                           "decoder could find its weights")
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
                               encoded.quality, chunks=metadata.chunks() if metadata is not None else {})
     return bitstream.pack(header, encoded.sections)
@@ -135,6 +144,7 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
         raise BitstreamError(f"expected the bytes of a .lic file, got {type(data).__name__}")
     header, sections = bitstream.unpack(data, prefix=True)
     _check_pixels(header.height, header.width, max_pixels)
+    precision = resolve_precision(precision)
     try:
         codec = load(header.codec)
     except CodecError:

@@ -258,33 +258,41 @@ _KEEPS = {"PNG": ("icc", "exif", "xmp"), "JPEG": ("icc", "exif", "xmp"), "WEBP":
           "TIFF": ("icc", "exif"), "AVIF": ("icc", "exif", "xmp"), "HEIF": ("icc", "exif", "xmp")}
 
 
+def save_options(image_format: str, metadata: Metadata | None) -> dict:
+    """Pillow `save` options that write `metadata` into an image of `image_format` (a Pillow format name); what
+    the format cannot hold is named in a `LicodecWarning`."""
+    options: dict = {}
+    if metadata is None:
+        return options
+    keeps = _KEEPS.get(image_format, ())
+    lost = [label for label, field in (("ICC profile", "icc"), ("EXIF", "exif"), ("XMP", "xmp"))
+            if getattr(metadata, field) and field not in keeps]
+    if lost:
+        _warn(f"{image_format} cannot hold the {' and '.join(lost)} of the original; not written "
+              "(PNG, JPEG or WebP keep them)")
+    if metadata.icc and "icc" in keeps:
+        options["icc_profile"] = metadata.icc
+    if metadata.exif and "exif" in keeps:
+        options["exif"] = metadata.exif
+    if metadata.xmp and "xmp" in keeps:
+        if image_format == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", "replace"))
+            options["pnginfo"] = info
+        else:
+            options["xmp"] = metadata.xmp
+    return options
+
+
 def encode_image(image: Image.Image, format_hint: str, metadata: Metadata | None = None) -> bytes:
     """An image file's bytes in the format named by a suffix such as ".png" (PNG when unknown), with the
-    `metadata` the format can hold; what it cannot is named in a `LicodecWarning`."""
+    `metadata` the format can hold (`save_options`)."""
     extension = format_hint.lower()
     formats = Image.registered_extensions()
     image_format = formats.get(extension, "PNG")
-    options: dict = {}
-    if metadata is not None:
-        keeps = _KEEPS.get(image_format, ())
-        lost = [label for label, field in (("ICC profile", "icc"), ("EXIF", "exif"), ("XMP", "xmp"))
-                if getattr(metadata, field) and field not in keeps]
-        if lost:
-            _warn(f"{image_format} cannot hold the {' and '.join(lost)} of the original; not written "
-                  "(PNG, JPEG or WebP keep them)")
-        if metadata.icc and "icc" in keeps:
-            options["icc_profile"] = metadata.icc
-        if metadata.exif and "exif" in keeps:
-            options["exif"] = metadata.exif
-        if metadata.xmp and "xmp" in keeps:
-            if image_format == "PNG":
-                from PIL.PngImagePlugin import PngInfo
-
-                info = PngInfo()
-                info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", "replace"))
-                options["pnginfo"] = info
-            else:
-                options["xmp"] = metadata.xmp
+    options = save_options(image_format, metadata)
     buffer = _io.BytesIO()
     try:
         image.save(buffer, format=image_format, **options)
