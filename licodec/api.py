@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image
 
-from licodec import bitstream
+from licodec import bitstream, tiling
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
@@ -30,11 +30,12 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
 
 
 def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32",
-                    preserve: torch.Tensor | None = None) -> bytes:
+                    preserve: torch.Tensor | None = None, tile: int | None = None, jobs: int = 1) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
 
     `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`). `preserve`
-    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized."""
+    (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized. An image
+    larger than `tile` (default `tiling.DEFAULT_TILE`) on a side is coded in tiles, `jobs` at a time."""
     quality = codec.check_quality(quality) + 1
     _check_size(x)
     options = {}
@@ -47,19 +48,21 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
             raise ImageError(f"the preserve mask is {preserve.shape[-1]}x{preserve.shape[-2]}, the image "
                              f"{x.shape[-1]}x{x.shape[-2]}")
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
+    coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
     with codec.precision(precision):
-        encoded = codec.compress(x, quality, **options)
+        encoded = coder.compress(x, quality, **options)
     return _pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
-                       precision: str = "fp32") -> tuple[bytes, Reached]:
+                       precision: str = "fp32", tile: int | None = None, jobs: int = 1) -> tuple[bytes, Reached]:
     """Like `compress_tensor`, with the quality searched so that the file reaches a target bpp or PSNR
     (`licodec.rate.reach`); returns the bytes and what the search found and cost."""
     from licodec.rate import reach
 
     _check_size(x)
-    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
+    coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
+    reached = reach(coder, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
     return _pack(codec, reached.encoded, channels), reached
 
 
@@ -70,17 +73,19 @@ def _check_size(x: torch.Tensor) -> None:
 
 
 def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+    chunks = encoded.chunks if isinstance(encoded, tiling.TiledEncoded) else {}
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
-                              encoded.quality)
+                              encoded.quality, chunks=chunks)
     return bitstream.pack(header, encoded.sections)
 
 
-def decompress_tensor(data: bytes, precision: str = "fp32",
-                      iterations: int | None = None) -> tuple[torch.Tensor, bitstream.Header]:
+def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | None = None,
+                      jobs: int = 1) -> tuple[torch.Tensor, bitstream.Header]:
     """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header.
 
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
-    section of a file cut after one of them; other codecs need the whole file."""
+    section of a file cut after one of them; other codecs need the whole file. A tiled file decodes tile by
+    tile, `jobs` at a time."""
     header, sections = bitstream.unpack(data, prefix=True)
     try:
         codec = load(header.codec)
@@ -105,29 +110,36 @@ def decompress_tensor(data: bytes, precision: str = "fp32",
     if codec.progressive and not codec.decodable(len(sections)):
         raise BitstreamError(f"truncated at byte {len(data)}: no complete iteration to decode")
     encoded = Encoded(sections, header.height, header.width, header.quality)
+    coder = codec
+    if tiling.TAG in header.chunks:
+        coder = tiling.TiledCodec.from_chunk(codec, header.chunks[tiling.TAG], header.height, header.width,
+                                             len(sections), jobs)
     try:
         with codec.precision(precision):
-            x_hat = codec.decompress(encoded)
+            x_hat = coder.decompress(encoded)
     except (IndexError, RuntimeError) as error:
         raise BitstreamError(f"bitstream does not match {header.codec} ({error})") from None
     return x_hat, header
 
 
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
-             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
+             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
+             jobs: int = 1, tile: int | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
-    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`)."""
+    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`). Images
+    larger than `tile` pixels on a side are coded in overlapping tiles, `jobs` in parallel (`licodec.tiling`)."""
     x, channels = read_image(image)
     if target_bpp is not None and target_psnr is not None:
         raise CodecError("give a target bpp or a target PSNR, not both")
     if target_bpp is None and target_psnr is None:
-        return compress_tensor(x, channels, load(codec, quality), quality, precision)
+        return compress_tensor(x, channels, load(codec, quality), quality, precision, tile=tile, jobs=jobs)
     metric, target = ("bpp", target_bpp) if target_bpp is not None else ("psnr", target_psnr)
-    return compress_to_target(x, channels, load(codec), metric, float(target), precision)[0]
+    return compress_to_target(x, channels, load(codec), metric, float(target), precision, tile, jobs)[0]
 
 
-def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:
-    """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
-    x_hat, header = decompress_tensor(data, precision, iterations)
+def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None, jobs: int = 1) -> Image.Image:
+    """Decompress .lic bytes into a PIL image (grayscale if the original was); a tiled file `jobs` tiles at a
+    time."""
+    x_hat, header = decompress_tensor(data, precision, iterations, jobs)
     return to_pil(x_hat, header.channels)
