@@ -19,6 +19,8 @@ DEFAULT_QUALITY = 4
 PRECISION_OPTION = click.option(
     "--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
     help="bf16: transforms in bfloat16, faster on CPUs with AMX; files decode either way.")
+JOBS_OPTION = click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+                           help="Tiles of a large image coded in parallel (each job holds one tile).")
 
 
 def _fail(message: str) -> None:
@@ -79,15 +81,17 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
-                  target: tuple[str, float] | None, preserve=None) -> tuple[bytes, int, int, str]:
+                  target: tuple[str, float] | None, preserve=None, tile: int | None = None,
+                  jobs: int = 1) -> tuple[bytes, int, int, str]:
     """The .lic bytes of one image, its size, and a note on the quality used."""
     from licodec.api import compress_tensor, compress_to_target
     from licodec.io import read_image_bytes
 
     x, channels = read_image_bytes(data, name)
     if target is None:
-        return compress_tensor(x, channels, codec, quality, precision, preserve), x.shape[-2], x.shape[-1], ""
-    encoded, reached = compress_to_target(x, channels, codec, *target, precision)
+        encoded = compress_tensor(x, channels, codec, quality, precision, preserve, tile, jobs)
+        return encoded, x.shape[-2], x.shape[-1], ""
+    encoded, reached = compress_to_target(x, channels, codec, *target, precision, tile, jobs)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
             f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
@@ -113,8 +117,12 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
               help="Generative codecs: a mask image (white = preserve); the rest may be synthesized.")
 @PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+@JOBS_OPTION
+@click.option("--tile", type=int, default=None, help="Tile side in pixels, a multiple of the codec's stride; "
+              "larger images are coded in overlapping tiles.  [default: 1024]")
 def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
-             target_psnr: float | None, preserve: str | None, precision: str, force: bool) -> None:
+             target_psnr: float | None, preserve: str | None, precision: str, force: bool, jobs: int,
+             tile: int | None) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
@@ -130,20 +138,20 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
         mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
-        _compress_folder(Path(source), out, codec, quality, precision, force, target)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target, tile, jobs)
         return
     data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask)
+    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, tile, jobs)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
 
 
 def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
-                     target: tuple[str, float] | None) -> None:
+                     target: tuple[str, float] | None, tile: int | None = None, jobs: int = 1) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -160,7 +168,7 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
             target_path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target_path), force)
             encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
-                                                         target)
+                                                         target, tile=tile, jobs=jobs)
             _write_output(str(target_path), encoded, force)
             if note:
                 tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)
@@ -184,7 +192,9 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
-def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None) -> None:
+@JOBS_OPTION
+def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None,
+               jobs: int) -> None:
     """Decompress a .lic file (or - for stdin) to an image."""
     from licodec.api import decompress_tensor
     from licodec.bitstream import unpack
@@ -195,7 +205,7 @@ def decompress(source: str, output: str | None, precision: str, force: bool, ite
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
     _refuse_existing(output, force)
-    x_hat, header = decompress_tensor(data, precision, iterations)
+    x_hat, header = decompress_tensor(data, precision, iterations, jobs)
     image = to_pil(x_hat, header.channels)
     _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
