@@ -224,6 +224,11 @@ def info(source: str, as_json: bool) -> None:
     header, _ = unpack(data)
     fields = asdict(header)
     fields["section_lengths"] = list(header.section_lengths)
+    fields["chunks"] = {tag: f"{len(value)} bytes" for tag, value in header.chunks.items()}
+    if "TILE" in header.chunks:
+        from licodec.tiling import describe
+
+        fields["chunks"]["TILE"] = describe(header.chunks["TILE"])
     fields["bytes"] = len(data)
     fields["bpp"] = round(8 * len(data) / (header.height * header.width), 6)
     if as_json:

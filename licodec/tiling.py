@@ -166,6 +166,14 @@ class TiledEncoded(Encoded):
     chunks: dict[str, bytes] = field(default_factory=dict)  # the TILE chunk, for the file header
 
 
+def describe(data: bytes) -> str:
+    """A TILE chunk in words, e.g. "28 tiles of 896x1024, overlap 32" (no checks beyond its length)."""
+    if len(data) < _HEAD.size:
+        return f"{len(data)} bytes (truncated)"
+    _, tile_height, tile_width, overlap, count = _HEAD.unpack_from(data)
+    return f"{count} tiles of {tile_width}x{tile_height}, overlap {overlap}"
+
+
 def _ordered(function: Callable[[int], T], count: int, jobs: int) -> Iterator[T]:
     """function(0), ..., function(count - 1) in order, `jobs` at a time; at most `jobs` results are held."""
     if jobs <= 1:

@@ -194,6 +194,8 @@ def test_cli_tiles_with_jobs(tmp_path, crop):
     assert tiling.TAG in bitstream.unpack((tmp_path / "a.lic").read_bytes())[0].chunks
     result = runner.invoke(main, ["decompress", str(tmp_path / "a.lic"), "-o", str(tmp_path / "b.png"), "-j", "2"])
     assert result.exit_code == 0, result.output
+    result = runner.invoke(main, ["info", "--json", str(tmp_path / "a.lic")])
+    assert result.exit_code == 0 and '"TILE": "8 tiles of 64x64, overlap 32"' in result.output
     result = runner.invoke(main, ["compress", str(tmp_path / "a.png"), "--tile", "100", "-f"])
     assert result.exit_code == 1 and "licodec: the tile size must be a multiple of 64" in result.output
 
@@ -223,15 +225,15 @@ def test_a_24_megapixel_photo_codes_within_2_gib(tmp_path):
     paths = sorted((TRAIN / "urban100_x2").glob("*.png"))
     if not paths:
         pytest.skip("training images not available")
-    canvas = Image.new("RGB", (6000, 4000))
-    x = y = row = index = 0
+    canvas = Image.new("RGB", (6000, 4000))  # rows of training images scaled to 680 pixels high
+    x = y = index = 0
     while y < 4000:
         image = Image.open(paths[index % len(paths)]).convert("RGB")
-        image = image.resize((image.width * 2, image.height * 2), Image.BICUBIC)
+        image = image.resize((round(image.width * 680 / image.height), 680), Image.BICUBIC)
         canvas.paste(image, (x, y))
-        index, x, row = index + 1, x + image.width, max(row, image.height)
+        index, x = index + 1, x + image.width
         if x >= 6000:
-            x, y, row = 0, y + row, 0
+            x, y = 0, y + 680
     canvas.save(tmp_path / "photo.png")
     for stage in ("compress", "decompress"):
         result = subprocess.run([sys.executable, "-c", _MEMORY, stage, str(tmp_path / "photo.png")],
