@@ -6,8 +6,9 @@
 For each overlap, every image is coded whole and in tiles of `--tile`; the "border" pixels lie within 4 pixels
 of a seam line (the middle of each overlap), the rest are "interior". The seam penalty is how much more PSNR the
 border loses to tiling than the interior does (dB, averaged over images): zero means no visible seam. The rate
-cost is the tiled files' extra bytes. `--crop` writes 96x96 crops of the first image, centred on a tile corner,
-shown twice their size: original | untiled | tiled with each overlap.
+cost is the tiled files' extra bytes at `--quality`, and with `--qualities` the BD-rate (PSNR) of tiled against
+whole coding. `--crop` writes 96x96 crops of the first image centred on its first tile
+corner, twice their size, a row per overlap: original | whole | tiled.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 
 from licodec import api, tiling
+from licodec.eval.bdrate import bd_rate
 from licodec.io import read_image, to_pil
 
 
@@ -39,12 +41,21 @@ def psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
     return 10 * torch.log10(torch.tensor(255.0**2 / mse)).item()
 
 
+def code(coder, codec, x: torch.Tensor, quality: float) -> tuple[int, torch.Tensor]:
+    """(file bytes, decoded image) of `x` coded by `coder` (the codec itself or a tiled view of it)."""
+    with torch.inference_mode():
+        encoded = coder.compress(x, codec.check_quality(quality) + 1)
+        return len(api._pack(codec, encoded, 3)), coder.decompress(encoded)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", required=True)
     parser.add_argument("--limit", type=int, default=4)
     parser.add_argument("--codec", default=api.DEFAULT_CODEC)
     parser.add_argument("--quality", type=float, default=4)
+    parser.add_argument("--qualities", default="", help="Also the BD-rate of tiled against whole coding over "
+                        "these qualities (comma-separated; PSNR, cubic, averaged over images).")
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--overlaps", default="0,16,32,64")
     parser.add_argument("--crop", default=None, help="Write a comparison crop (PNG) here.")
@@ -52,39 +63,40 @@ def main() -> None:
     codec = api.load(args.codec)
     paths = sorted(Path(args.images).glob("*.png"))[: args.limit]
     images = [read_image(p)[0] for p in paths]
-    untiled = []
-    for x in images:
-        data = api.compress_tensor(x, 3, codec, args.quality)
-        untiled.append((len(data), api.decompress_tensor(data)[0]))
-    print(f"{args.codec} quality {args.quality:g}, tiles of {args.tile}, {len(images)} images ({paths[0].name}...)")
-    print("| overlap | extra bytes | border PSNR tiled / untiled | interior PSNR tiled / untiled | seam penalty |")
-    print("|---:|---:|---:|---:|---:|")
-    overlaps = [int(v) for v in args.overlaps.split(",")]
-    crops: list[torch.Tensor] = []  # around the first tile corner of the first image, centred on the seams
-    for overlap in overlaps:
-        extra = penalty = 0.0
+    qualities = [float(q) for q in args.qualities.split(",")] if args.qualities else []
+    untiled = [code(codec, codec, x, args.quality) for x in images]  # whole, whatever their size
+    curves = [[code(codec, codec, x, q) for q in qualities] for x in images]
+    print(f"{args.codec} quality {args.quality:g}, tiles of {args.tile}, {len(images)} images ({paths[0].name}...)"
+          + (f"; BD-rate over qualities {args.qualities}" if qualities else ""))
+    print("| overlap | extra bytes | border PSNR tiled / whole | interior PSNR tiled / whole | seam penalty |"
+          + (" BD-rate |" if qualities else ""))
+    print("|---:|---:|---:|---:|---:|" + ("---:|" if qualities else ""))
+    crops: list[torch.Tensor] = []  # a row per overlap, centred on the first tile corner of the first image
+    for overlap in [int(v) for v in args.overlaps.split(",")]:
+        extra = penalty = bd = 0.0
         sums = [0.0] * 4
-        for x, (size, whole) in zip(images, untiled):
+        for x, (size, whole), curve in zip(images, untiled, curves):
             coder = tiling.for_image(codec, *x.shape[-2:], tile=args.tile, overlap=overlap)
-            with torch.inference_mode():
-                encoded = coder.compress(x, codec.check_quality(args.quality) + 1)
-            data = api._pack(codec, encoded, 3)
-            x_hat = coder.decompress(encoded)
+            tiled_size, x_hat = code(coder, codec, x, args.quality)
             mask = seam_mask(coder.grid)
             values = [psnr(x, x_hat, mask), psnr(x, whole, mask), psnr(x, x_hat, ~mask), psnr(x, whole, ~mask)]
             sums = [s + v / len(images) for s, v in zip(sums, values)]
             penalty += ((values[1] - values[0]) - (values[3] - values[2])) / len(images)
-            extra += (len(data) / size - 1) / len(images)
+            extra += (tiled_size / size - 1) / len(images)
+            if qualities:
+                pixels, everywhere = x.shape[-2] * x.shape[-1] / 8, torch.ones(x.shape[-2:], dtype=torch.bool)
+                tiled = [code(coder, codec, x, q) for q in qualities]
+                rd = [([n / pixels for n, _ in c], [psnr(x, y, everywhere) for _, y in c]) for c in (curve, tiled)]
+                bd += bd_rate(*rd) / len(images)
             if x is images[0]:
-                top = coder.grid.tile_height - overlap + overlap // 2 - 48
-                left = coder.grid.tile_width - overlap + overlap // 2 - 48
-                if not crops:
-                    crops += [t[..., top : top + 96, left : left + 96] for t in (x, whole)]
-                crops.append(x_hat[..., top : top + 96, left : left + 96])
+                top = coder.grid.tile_height - overlap // 2 - 48
+                left = coder.grid.tile_width - overlap // 2 - 48
+                window = (..., slice(top, top + 96), slice(left, left + 96))
+                crops.append(torch.cat([x[window], whole[window], x_hat[window]], -1))
         print(f"| {overlap} | {100 * extra:+.1f} % | {sums[0]:.2f} / {sums[1]:.2f} dB | {sums[2]:.2f} / {sums[3]:.2f}"
-              f" dB | {penalty:+.2f} dB |")
+              f" dB | {penalty:+.2f} dB |" + (f" {bd:+.2f} % |" if qualities else ""))
     if args.crop:
-        to_pil(torch.cat(crops, -1)).resize((192 * len(crops), 192), 0).save(args.crop)
+        to_pil(torch.cat(crops, -2)).resize((3 * 192, 192 * len(crops)), 0).save(args.crop)
 
 
 if __name__ == "__main__":

@@ -200,13 +200,15 @@ def _threads_per_job(jobs: int) -> Iterator[None]:
         torch.set_num_threads(saved)
 
 
-def _progress(items: Iterable[T], total: int, description: str, progress: bool | None) -> Iterable[T]:
-    if progress is False or total < 2:
+def _progress(items: Iterable[T], total: int, description: str, progress: bool | None,
+              done: int = 0) -> Iterable[T]:
+    """`items` with a progress bar on stderr (when it is a terminal, or always when `progress` is True)."""
+    if progress is False:
         return items
     from tqdm import tqdm
 
-    return tqdm(items, total=total, desc=description, unit="tile", leave=False, disable=None if progress is None
-                else False)
+    return tqdm(items, total=total, initial=done, desc=description, unit="tile", leave=False,
+                disable=None if progress is None else False)
 
 
 class TiledCodec:
@@ -268,7 +270,7 @@ class TiledCodec:
         sections, counts = list(first), [len(first)]
         with _threads_per_job(self.jobs):
             rest = _ordered(lambda k: one(k + 1), len(self.grid) - 1, self.jobs)
-            for tile_sections in _progress(rest, len(self.grid) - 1, "compressing", self.progress):
+            for tile_sections in _progress(rest, len(self.grid), "compressing", self.progress, done=1):
                 sections += tile_sections
                 counts.append(len(tile_sections))
         if len(sections) > MAX_SECTIONS:
