@@ -6,11 +6,11 @@ tile's latents at a time per job, and tiles code in parallel. On decoding, neigh
 across their overlap with complementary linear ramps (the weights of all windows sum to one at every pixel), which
 hides the step that two independent reconstructions would otherwise leave at a border.
 
-Grid. Along an axis of `size` pixels, with window `tile` and `overlap`, there are
-`n = 1 if size <= tile else ceil((size - overlap) / (tile - overlap))` windows; window k starts at
-`k * (tile - overlap)` and is clipped to the image (the codec pads a clipped window to its multiple). The encoder
-spreads the windows evenly (the smallest multiple of the codec's stride that covers the axis with n windows), and
-writes the window sizes it chose, so the decoder rebuilds the grid from the header alone.
+Grid. The encoder cuts an axis of `size` pixels into `ceil(size / tile)` windows that overlap by `overlap`, spread
+evenly, their side rounded up to a multiple of the codec's stride, and writes the window sides it chose. From a
+window side `w`, the decoder rebuilds the grid from the header alone: along the axis there are
+`1 if size <= w else ceil((size - overlap) / (w - overlap))` windows, window k starts at `k * (w - overlap)` and
+is clipped to the image (the codec pads a clipped window to its multiple, as it pads any image).
 
 The "TILE" chunk of the file header (format version 3, critical: a reader without tiling refuses the file) is, in
 big-endian integers:
@@ -45,7 +45,7 @@ from licodec.errors import BitstreamError, CodecError
 
 TAG = "TILE"
 TILE_VERSION = 1
-DEFAULT_TILE = 1024  # window side; images no larger than this on both sides are coded whole, as before
+DEFAULT_TILE = 1024  # tile step; images no larger than this on both sides are coded whole, as before
 DEFAULT_OVERLAP = 32
 MAX_TILE = 2048  # the decoder never allocates a larger window (about 2 GB with the default codec)
 MAX_SECTIONS = 255  # what the container's one-byte section count allows
@@ -109,19 +109,19 @@ def _ramp(size: int, overlap: int, rising: bool, falling: bool) -> torch.Tensor:
 
 
 def _side(size: int, tile: int, overlap: int, multiple: int) -> int:
-    """The window side along one axis: the smallest multiple of `multiple` that covers `size` with as many
-    windows of at most `tile` as the grid formula gives."""
-    count = Grid._count(size, tile, overlap)
+    """The window side along one axis: `ceil(size / tile)` windows overlapping by `overlap`, spread evenly, the
+    side rounded up to a multiple of `multiple` (so at most `tile + overlap` rounded up)."""
+    count = math.ceil(size / tile)
     even = math.ceil((size + (count - 1) * overlap) / count)
-    return min(tile, even + (-even) % multiple)
+    return even + (-even) % multiple
 
 
 def plan(height: int, width: int, multiple: int, tile: int = DEFAULT_TILE,
          overlap: int = DEFAULT_OVERLAP) -> Grid | None:
     """The grid for an image, or None when it fits in one tile (coded whole, as an untiled file)."""
-    if tile < multiple or tile % multiple or tile > MAX_TILE:
-        raise CodecError(f"the tile size must be a multiple of {multiple} from {multiple} to {MAX_TILE}, "
-                         f"got {tile}")
+    if tile < multiple or tile % multiple or tile + overlap > MAX_TILE:
+        raise CodecError(f"the tile size must be a multiple of {multiple} from {multiple} to "
+                         f"{MAX_TILE - overlap}, got {tile}")
     if not 0 <= overlap <= tile // 2:
         raise CodecError(f"the tile overlap must be from 0 to half the tile ({tile // 2}), got {overlap}")
     if height <= tile and width <= tile:
@@ -261,7 +261,7 @@ class TiledCodec:
         tile = max(self.grid.tile_height, self.grid.tile_width)
         while len(self.grid) * len(first) > MAX_SECTIONS:
             tile += self.codec.multiple
-            if tile > MAX_TILE:
+            if tile + self.grid.overlap > MAX_TILE:
                 raise CodecError(f"the image needs more than {MAX_SECTIONS} sections even in tiles of {MAX_TILE}")
             grid = plan(self.grid.height, self.grid.width, self.codec.multiple, tile, self.grid.overlap)
             if len(grid) * len(first) <= MAX_SECTIONS:

@@ -26,13 +26,13 @@ def codec():
 
 @pytest.fixture(scope="module")
 def crop():
-    """A 96x160 Kodak crop: with 64-pixel tiles, 2 rows of 4 overlapping windows."""
-    return read_image(kodak_image(23))[0][..., 100:196, 300:460]
+    """A 224x320 Kodak crop: with tiles of 128 (overlap 32), 2 rows of 3 windows of 128x128."""
+    return read_image(kodak_image(23))[0][..., 100:324, 300:620]
 
 
 @pytest.fixture(scope="module")
 def tiled_file(codec, crop):
-    return api.compress_tensor(crop, 3, codec, 3, tile=64)
+    return api.compress_tensor(crop, 3, codec, 3, tile=128)
 
 
 @pytest.mark.parametrize("height,width,tile,overlap,multiple", [
@@ -42,7 +42,7 @@ def tiled_file(codec, crop):
 def test_grid_covers_the_image_with_weights_summing_to_one(height, width, tile, overlap, multiple):
     grid = tiling.plan(height, width, multiple, tile, overlap)
     assert grid.tile_height % multiple == 0 and grid.tile_width % multiple == 0
-    assert max(grid.tile_height, grid.tile_width) <= tile
+    assert max(grid.tile_height, grid.tile_width) <= tile + overlap + multiple
     total = torch.zeros(height, width, dtype=torch.float64)
     for index in range(len(grid)):
         top, left, h, w = grid.window(index)
@@ -72,10 +72,10 @@ def test_untiled_files_are_byte_identical_to_the_plain_path(codec):
 def test_tiled_round_trip_equals_decoding_each_tile(codec, crop, tiled_file):
     header, sections = bitstream.unpack(tiled_file)
     assert header.version == bitstream.CHUNKED_VERSION and tiling.TAG in header.chunks
-    grid, counts = tiling.parse_chunk(header.chunks[tiling.TAG], 96, 160, codec.multiple, len(sections))
-    assert (grid.rows, grid.columns) == (2, 4) and counts == [2] * 8
+    grid, counts = tiling.parse_chunk(header.chunks[tiling.TAG], 224, 320, codec.multiple, len(sections))
+    assert (grid.rows, grid.columns, grid.tile_height, grid.tile_width) == (2, 3, 128, 128) and counts == [2] * 6
     x_hat, _ = api.decompress_tensor(tiled_file)
-    expected = torch.zeros(1, 3, 96, 160)
+    expected = torch.zeros(1, 3, 224, 320)
     start = 0
     for index in range(len(grid)):
         top, left, h, w = grid.window(index)
@@ -87,25 +87,26 @@ def test_tiled_round_trip_equals_decoding_each_tile(codec, crop, tiled_file):
         expected[..., top : top + h, left : left + w] += tile * grid.weights(index)
     assert torch.allclose(x_hat, expected.clamp(0, 1), atol=1e-6)
     # Away from the overlaps a pixel is exactly its tile's.
-    assert torch.equal(x_hat[..., :32, :32], expected[..., :32, :32].clamp(0, 1))
+    assert torch.equal(x_hat[..., :96, :96], expected[..., :96, :96].clamp(0, 1))
     psnr = -10 * torch.log10(((x_hat - crop) ** 2).mean())
     untiled, _ = api.decompress_tensor(api.compress_tensor(crop, 3, codec, 3))
     assert psnr > -10 * torch.log10(((untiled - crop) ** 2).mean()) - 0.5
 
 
 def test_jobs_give_the_same_file_and_pixels(codec, crop, tiled_file):
-    assert api.compress_tensor(crop, 3, codec, 3, tile=64, jobs=3) == tiled_file
+    assert api.compress_tensor(crop, 3, codec, 3, tile=128, jobs=3) == tiled_file
     assert torch.equal(api.decompress_tensor(tiled_file, jobs=3)[0], api.decompress_tensor(tiled_file)[0])
 
 
 def test_an_image_just_above_the_tile_size(codec, crop):
-    x = crop[..., :65, :64]
-    data = api.compress_tensor(x, 3, codec, 3, tile=64)
+    x = crop[..., :129, :128]
+    assert api.compress_tensor(x[..., :128, :], 3, codec, 3, tile=128)[4] == bitstream.FORMAT_VERSION
+    data = api.compress_tensor(x, 3, codec, 3, tile=128)
     header, sections = bitstream.unpack(data)
-    grid, _ = tiling.parse_chunk(header.chunks[tiling.TAG], 65, 64, 64, len(sections))
+    grid, _ = tiling.parse_chunk(header.chunks[tiling.TAG], 129, 128, 64, len(sections))
     assert (grid.rows, grid.columns) == (2, 1)
     x_hat, header = api.decompress_tensor(data)
-    assert x_hat.shape == (1, 3, 65, 64) and (header.height, header.width) == (65, 64)
+    assert x_hat.shape == (1, 3, 129, 128) and (header.height, header.width) == (129, 128)
     assert -10 * torch.log10(((x_hat - x) ** 2).mean()) > 25
 
 
@@ -117,7 +118,7 @@ def _forge(data: bytes, chunk: bytes, sections: list[bytes] | None = None) -> by
     return bitstream.pack(forged, original if sections is None else sections)
 
 
-def _chunk(version=1, tile_height=64, tile_width=64, overlap=32, count=8, counts=(2,) * 8) -> bytes:
+def _chunk(version=1, tile_height=128, tile_width=128, overlap=32, count=6, counts=(2,) * 6) -> bytes:
     return struct.pack(">BHHHH", version, tile_height, tile_width, overlap, count) + bytes(counts)
 
 
@@ -127,12 +128,12 @@ def _chunk(version=1, tile_height=64, tile_width=64, overlap=32, count=8, counts
     (_chunk(tile_height=96), "invalid tiling"),  # not a multiple of the stride
     (_chunk(tile_width=4096), "invalid tiling"),  # above MAX_TILE
     (_chunk(tile_width=0), "invalid tiling"),
-    (_chunk(overlap=40), "invalid tiling"),  # more than half a tile
-    (_chunk(tile_width=128, overlap=0), "describes 8 tiles"),  # the grid has 2 x 2 tiles
-    (_chunk(count=9, counts=(2,) * 9), "describes 9 tiles"),
-    (_chunk(counts=(2,) * 7), "describes 8 tiles in 7 bytes"),
-    (_chunk(counts=(2,) * 7 + (1,)), "hold 15 sections"),
-    (_chunk(counts=(4, 0) + (2,) * 6), "each at least one"),
+    (_chunk(overlap=70), "invalid tiling"),  # more than half a tile
+    (_chunk(tile_width=256, overlap=0), "describes 6 tiles"),  # the grid has 2 x 2 tiles
+    (_chunk(count=7, counts=(2,) * 7), "describes 7 tiles"),
+    (_chunk(counts=(2,) * 5), "describes 6 tiles in 5 bytes"),
+    (_chunk(counts=(2,) * 5 + (1,)), "hold 11 sections"),
+    (_chunk(counts=(4, 0) + (2,) * 4), "each at least one"),
 ])
 def test_forged_tile_chunks_are_refused(tiled_file, chunk, message):
     with pytest.raises(BitstreamError, match=message):
@@ -143,7 +144,7 @@ def test_a_forged_size_with_many_tiles_is_refused_quickly(tiled_file):
     header, sections = bitstream.unpack(tiled_file)
     forged = bitstream.Header(header.codec, header.weights_hash, 16384, 16384, 3, header.quality,
                               chunks=header.chunks)
-    with pytest.raises(BitstreamError, match="describes 8 tiles"):
+    with pytest.raises(BitstreamError, match="describes 6 tiles"):
         api.decompress_tensor(bitstream.pack(forged, sections))
 
 
@@ -161,27 +162,28 @@ def test_progressive_codecs_are_not_tiled_and_refuse_huge_images(monkeypatch, cr
     assert tiling.for_image(toderici, 4096, 2048) is toderici
     monkeypatch.setattr(tiling, "UNTILED_PIXELS", 1000)
     with pytest.raises(CodecError, match="progressive and codes whole images only"):
-        api.compress_tensor(crop[..., :32, :64], 3, toderici, 1, tile=64)
+        api.compress_tensor(crop[..., :32, :64], 3, toderici, 1, tile=128)
 
 
 def test_rate_control_codes_tiles(codec, crop):
-    data, reached = api.compress_to_target(crop, 3, codec, "bpp", 0.6, tile=64)
+    data, reached = api.compress_to_target(crop, 3, codec, "bpp", 0.6, tile=128)
     assert tiling.TAG in bitstream.unpack(data)[0].chunks
-    assert 8 * len(data) / (96 * 160) <= 0.6 * 1.001
-    assert api.decompress_tensor(data)[0].shape == (1, 3, 96, 160)
+    assert 8 * len(data) / (224 * 320) <= 0.6 * 1.001
+    assert api.decompress_tensor(data)[0].shape == (1, 3, 224, 320)
 
 
 def test_too_many_sections_grow_the_tiles(codec, crop):
-    x = crop.repeat(1, 1, 1, 4)[..., :96, :600]  # 2 x 18 windows of 64: 72 sections; at most 255
-    tiled = tiling.TiledCodec(codec, tiling.plan(96, 600, 64, 64, 32))
+    x = crop.repeat(1, 1, 1, 4)  # 224 x 1280: 2 x 8 windows of 128x192, 32 sections
+    tiled = tiling.TiledCodec(codec, tiling.plan(224, 1280, 64, 128, 32))
+    assert len(tiled.grid) == 16
     monkey = tiling.MAX_SECTIONS
     try:
-        tiling.MAX_SECTIONS = 40
+        tiling.MAX_SECTIONS = 20
         encoded = tiled.compress(x, 3)
     finally:
         tiling.MAX_SECTIONS = monkey
-    assert len(encoded.sections) <= 40 and tiled.grid.tile_width > 64
-    assert tiled.decompress(encoded).shape == (1, 3, 96, 600)
+    assert len(encoded.sections) <= 20 and len(tiled.grid) < 16
+    assert tiled.decompress(encoded).shape == (1, 3, 224, 1280)
 
 
 def test_cli_tiles_with_jobs(tmp_path, crop):
@@ -189,13 +191,13 @@ def test_cli_tiles_with_jobs(tmp_path, crop):
 
     to_pil(crop).save(tmp_path / "a.png")
     runner = CliRunner()
-    result = runner.invoke(main, ["compress", str(tmp_path / "a.png"), "--tile", "64", "-j", "2"])
+    result = runner.invoke(main, ["compress", str(tmp_path / "a.png"), "--tile", "128", "-j", "2"])
     assert result.exit_code == 0, result.output
     assert tiling.TAG in bitstream.unpack((tmp_path / "a.lic").read_bytes())[0].chunks
     result = runner.invoke(main, ["decompress", str(tmp_path / "a.lic"), "-o", str(tmp_path / "b.png"), "-j", "2"])
     assert result.exit_code == 0, result.output
     result = runner.invoke(main, ["info", "--json", str(tmp_path / "a.lic")])
-    assert result.exit_code == 0 and '"TILE": "8 tiles of 64x64, overlap 32"' in result.output
+    assert result.exit_code == 0 and '"TILE": "6 tiles of 128x128, overlap 32"' in result.output
     result = runner.invoke(main, ["compress", str(tmp_path / "a.png"), "--tile", "100", "-f"])
     assert result.exit_code == 1 and "licodec: the tile size must be a multiple of 64" in result.output
 
@@ -239,3 +241,13 @@ def test_a_24_megapixel_photo_codes_within_2_gib(tmp_path):
         result = subprocess.run([sys.executable, "-c", _MEMORY, stage, str(tmp_path / "photo.png")],
                                 capture_output=True, text=True, check=True)
         assert int(result.stdout.split()[-1]) * 1024 <= 2 << 30, stage
+
+
+@pytest.mark.parametrize("overlap", [0, 16, 48, 64])
+def test_a_consistent_but_false_tiling_decodes_or_fails_cleanly(tiled_file, overlap):
+    forged = _forge(tiled_file, _chunk(overlap=overlap))
+    try:
+        x_hat, _ = api.decompress_tensor(forged)
+    except BitstreamError:
+        return
+    assert x_hat.shape == (1, 3, 224, 320) and torch.isfinite(x_hat).all()
