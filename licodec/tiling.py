@@ -46,7 +46,7 @@ from licodec.errors import BitstreamError, CodecError
 TAG = "TILE"
 TILE_VERSION = 1
 DEFAULT_TILE = 1024  # tile step; images no larger than this on both sides are coded whole, as before
-DEFAULT_OVERLAP = 32
+DEFAULT_OVERLAP = 16  # pixels blended between neighbours; 8 or more hides the seams (docs/tiling.md)
 MAX_TILE = 2048  # the decoder never allocates a larger window (about 2 GB with the default codec)
 MAX_SECTIONS = 255  # what the container's one-byte section count allows
 UNTILED_PIXELS = 1 << 23  # progressive codecs code whole images up to this many pixels
