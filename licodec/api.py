@@ -11,6 +11,7 @@ from licodec import bitstream, tiling
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
+from licodec.precision import resolve as resolve_precision
 
 if TYPE_CHECKING:
     from licodec.rate import Reached
@@ -38,6 +39,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
     larger than `tile` (default `tiling.DEFAULT_TILE`) on a side is coded in tiles, `jobs` at a time."""
     quality = codec.check_quality(quality) + 1
     _check_size(x)
+    precision = resolve_precision(precision)
     options = {}
     if preserve is not None:
         import inspect
@@ -61,6 +63,7 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     from licodec.rate import reach
 
     _check_size(x)
+    precision = resolve_precision(precision)
     coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
     reached = reach(coder, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
     return _pack(codec, reached.encoded, channels), reached
@@ -87,6 +90,7 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
     section of a file cut after one of them; other codecs need the whole file. A tiled file decodes tile by
     tile, `jobs` at a time."""
     header, sections = bitstream.unpack(data, prefix=True)
+    precision = resolve_precision(precision)
     try:
         codec = load(header.codec)
     except CodecError:
