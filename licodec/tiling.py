@@ -49,7 +49,7 @@ DEFAULT_TILE = 1024  # tile step; images no larger than this on both sides are c
 DEFAULT_OVERLAP = 16  # pixels blended between neighbours; 8 or more hides the seams (docs/tiling.md)
 MAX_TILE = 2048  # the decoder never allocates a larger window (about 2 GB with the default codec)
 MAX_SECTIONS = 255  # what the container's one-byte section count allows
-UNTILED_PIXELS = 1 << 23  # progressive codecs code whole images up to this many pixels
+UNTILED_PIXELS = 1 << 21  # progressive codecs code whole images up to this many (1920x1080 peaks at 2 GB)
 _HEAD = struct.Struct(">BHHHH")
 
 T = TypeVar("T")
