@@ -226,6 +226,8 @@ class TiledCodec:
         self.counts: list[int] | None = None
 
     def __getattr__(self, name: str) -> Any:
+        if name == "codec":  # not yet set (copy, pickle): no recursion
+            raise AttributeError(name)
         return getattr(self.codec, name)
 
     @classmethod
@@ -258,12 +260,12 @@ class TiledCodec:
                 return self.codec.compress(tile, quality, **self._tile_options(options, index)).sections
 
         first = one(0)  # alone: it also builds the codec's lazily made integer networks before threads share them
-        tile = max(self.grid.tile_height, self.grid.tile_width)
+        step = max(self.grid.tile_height, self.grid.tile_width)
         while len(self.grid) * len(first) > MAX_SECTIONS:
-            tile += self.codec.multiple
-            if tile + self.grid.overlap > MAX_TILE:
+            step += self.codec.multiple
+            if step + self.grid.overlap > MAX_TILE:
                 raise CodecError(f"the image needs more than {MAX_SECTIONS} sections even in tiles of {MAX_TILE}")
-            grid = plan(self.grid.height, self.grid.width, self.codec.multiple, tile, self.grid.overlap)
+            grid = plan(self.grid.height, self.grid.width, self.codec.multiple, step, self.grid.overlap)
             if len(grid) * len(first) <= MAX_SECTIONS:
                 self.grid = grid
                 first = one(0)
