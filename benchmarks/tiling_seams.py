@@ -45,7 +45,7 @@ def code(coder, codec, x: torch.Tensor, quality: float) -> tuple[int, torch.Tens
     """(file bytes, decoded image) of `x` coded by `coder` (the codec itself or a tiled view of it)."""
     with torch.inference_mode():
         encoded = coder.compress(x, codec.check_quality(quality) + 1)
-        return len(api._pack(codec, encoded, 3)), coder.decompress(encoded)
+        return len(api.pack(codec, encoded, 3)), coder.decompress(encoded)
 
 
 def main() -> None:

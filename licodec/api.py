@@ -53,7 +53,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
     coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
     with codec.precision(precision):
         encoded = coder.compress(x, quality, **options)
-    return _pack(codec, encoded, channels)
+    return pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
@@ -65,8 +65,8 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     _check_size(x)
     precision = resolve_precision(precision)
     coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
-    reached = reach(coder, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
-    return _pack(codec, reached.encoded, channels), reached
+    reached = reach(coder, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
+    return pack(codec, reached.encoded, channels), reached
 
 
 def _check_size(x: torch.Tensor) -> None:
@@ -75,7 +75,13 @@ def _check_size(x: torch.Tensor) -> None:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
 
 
-def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+def pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+    """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
+    quality) and `encoded`'s sections, with the TILE chunk of a tiled encoding (`licodec.tiling`). The codec must
+    have saved weights (a hash) for the decoder to find."""
+    if codec.weights_hash is None:
+        raise WeightsError(f"this {codec.name} codec was never saved to a weights file (licodec.zoo.save), so no "
+                           "decoder could find its weights")
     chunks = encoded.chunks if isinstance(encoded, tiling.TiledEncoded) else {}
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
                               encoded.quality, chunks=chunks)

@@ -98,6 +98,7 @@ def from_bytes(data: bytes) -> Codec:
     if "base" in metadata:
         tensors = {**_base_tensors(metadata["base"], metadata.get("base_hash", "")), **tensors}
     codec = codec_class(metadata["codec"])(**json.loads(metadata["config"]))
+    tensors = renamed(tensors, codec)
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
              for k, v in tensors.items() if k.startswith("model.")}
     try:
@@ -116,6 +117,18 @@ def from_bytes(data: bytes) -> Codec:
     codec.weights_hash = digest(data)
     codec.provenance = json.loads(metadata.get("provenance", "{}"))
     return codec
+
+def renamed(tensors: dict[str, torch.Tensor], codec: Codec) -> dict[str, torch.Tensor]:
+    """`tensors` of a weights file with the module names in their keys ("model.<module>...",
+    "visible.<module>...", "tables.<module>...") as `codec` names them today (`Codec.renamed_modules`)."""
+    if not codec.renamed_modules:
+        return tensors
+    out = {}
+    for key, value in tensors.items():
+        kind, _, name = key.partition(".")
+        out[f"{kind}.{codec.current_name(name)}"] = value
+    return out
+
 
 def _base_tensors(name: str, expected: str) -> dict[str, torch.Tensor]:
     """The tensors of the installed weights file a derived file builds on, checked against its recorded hash."""
