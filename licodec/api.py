@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image
 
-from licodec import bitstream
+from licodec import bitstream, tiling
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, ResourceError, WeightsError, is_out_of_memory
 from licodec.io import ImageLike, Metadata, read_image_with_metadata, to_pil
@@ -34,12 +34,13 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
 
 def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float, precision: str = "fp32",
                     preserve: torch.Tensor | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
-                    metadata: Metadata | None = None) -> bytes:
+                    metadata: Metadata | None = None, tile: int | None = None, jobs: int = 1) -> bytes:
     """Code a 1x3xHxW tensor in [0, 1] with a loaded codec into the bytes of a .lic file.
 
     `quality` is a trained level (an integer) or a number between two (see `Codec.check_quality`). `preserve`
     (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized. An image of
-    more than `max_pixels` pixels raises `ResourceError`. `metadata` (ICC, EXIF, XMP) goes into the header."""
+    more than `max_pixels` pixels raises `ResourceError`. `metadata` (ICC, EXIF, XMP) goes into the header. An
+    image larger than `tile` (default `tiling.DEFAULT_TILE`) on a side is coded in tiles, `jobs` at a time."""
     quality = codec.check_quality(quality) + 1
     _check_size(x, max_pixels)
     precision = resolve_precision(precision)
@@ -55,7 +56,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
     try:
         with codec.precision(precision):
-            encoded = codec.compress(x, quality, **options)
+            encoded = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs).compress(x, quality, **options)
     except MemoryError:
         raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
     except RuntimeError as error:
@@ -67,7 +68,8 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
                        precision: str = "fp32", max_pixels: int = DEFAULT_MAX_PIXELS,
-                       metadata: Metadata | None = None) -> tuple[bytes, Reached]:
+                       metadata: Metadata | None = None, tile: int | None = None,
+                       jobs: int = 1) -> tuple[bytes, Reached]:
     """Like `compress_tensor`, with the quality searched so that the file reaches a target bpp or PSNR
     (`licodec.rate.reach`); returns the bytes and what the search found and cost. The metadata is not counted
     against a target bpp."""
@@ -76,7 +78,8 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     _check_size(x, max_pixels)
     target = _number(target, f"target_{metric}")
     precision = resolve_precision(precision)
-    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
+    coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
+    reached = reach(coder, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
     return pack(codec, reached.encoded, channels, metadata), reached
 
 
@@ -122,24 +125,28 @@ def _check_payload(codec: Codec, header: bitstream.Header, sections: list[bytes]
 
 def pack(codec: Codec, encoded: Encoded, channels: int, metadata: Metadata | None = None) -> bytes:
     """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
-    quality, `metadata` in chunks) and `encoded`'s sections. The codec must have saved weights (a hash) for the
-    decoder to find."""
+    quality, `metadata` in chunks, the TILE chunk of a tiled encoding from `licodec.tiling`) and `encoded`'s
+    sections. The codec must have saved weights (a hash) for the decoder to find."""
     if codec.weights_hash is None:
         raise WeightsError(f"this {codec.name} codec was never saved to a weights file (licodec.zoo.save), so no "
                            "decoder could find its weights")
+    chunks = dict(metadata.chunks()) if metadata is not None else {}
+    if isinstance(encoded, tiling.TiledEncoded):
+        chunks.update(encoded.chunks)
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
-                              encoded.quality, chunks=metadata.chunks() if metadata is not None else {})
+                              encoded.quality, chunks=chunks)
     return bitstream.pack(header, encoded.sections)
 
 
 def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | None = None,
-                      max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[torch.Tensor, bitstream.Header]:
+                      max_pixels: int = DEFAULT_MAX_PIXELS, jobs: int = 1) -> tuple[torch.Tensor, bitstream.Header]:
     """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header.
 
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
     section of a file cut after one of them; other codecs need the whole file. Before anything is allocated, a
     header claiming more than `max_pixels` pixels raises `ResourceError`, and a payload smaller than the codec's
-    `fewest_bits_per_pixel` allows for the claimed size raises `BitstreamError`."""
+    `fewest_bits_per_pixel` allows for the claimed size raises `BitstreamError`. A tiled file decodes tile by
+    tile, `jobs` at a time."""
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BitstreamError(f"expected the bytes of a .lic file, got {type(data).__name__}")
     header, sections = bitstream.unpack(data, prefix=True)
@@ -169,9 +176,13 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
         raise BitstreamError(f"truncated at byte {len(data)}: no complete iteration to decode")
     _check_payload(codec, header, sections)
     encoded = Encoded(sections, header.height, header.width, header.quality)
+    coder = codec
+    if tiling.TAG in header.chunks:
+        coder = tiling.TiledCodec.from_chunk(codec, header.chunks[tiling.TAG], header.height, header.width,
+                                             len(sections), jobs)
     try:
         with codec.precision(precision):
-            x_hat = codec.decompress(encoded)
+            x_hat = coder.decompress(encoded)
     except MemoryError:
         raise _out_of_memory(header.width, header.height) from None
     except RuntimeError as error:
@@ -197,12 +208,13 @@ def _out_of_memory(width: int, height: int) -> ResourceError:
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
              precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
              max_pixels: int = DEFAULT_MAX_PIXELS, strip: bool = False, reduce_to_8_bit: bool = False,
-             first_frame: bool = False) -> bytes:
+             first_frame: bool = False, jobs: int = 1, tile: int | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
     With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`). The ICC
     profile, EXIF and XMP of an image file are kept unless `strip`; 16-bit images (`reduce_to_8_bit`) and
-    animated ones (`first_frame`) are refused unless their flag accepts the loss (see `licodec.io`)."""
+    animated ones (`first_frame`) are refused unless their flag accepts the loss (see `licodec.io`). Images larger
+    than `tile` pixels on a side are coded in overlapping tiles, `jobs` in parallel (`licodec.tiling`)."""
     if not isinstance(codec, str):
         raise CodecError(f"codec must be a codec name, got {codec!r}")
     if target_bpp is not None and target_psnr is not None:
@@ -214,15 +226,17 @@ def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFA
     metadata = None if strip else metadata
     if target is None:
         return compress_tensor(x, channels, load(codec, quality), quality, precision, max_pixels=max_pixels,
-                               metadata=metadata)
-    return compress_to_target(x, channels, load(codec), metric, target, precision, max_pixels, metadata)[0]
+                               metadata=metadata, tile=tile, jobs=jobs)
+    return compress_to_target(x, channels, load(codec), metric, target, precision, max_pixels, metadata, tile,
+                              jobs)[0]
 
 
 def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+               max_pixels: int = DEFAULT_MAX_PIXELS, jobs: int = 1) -> Image.Image:
     """Decompress .lic bytes into a PIL image (grayscale if the original was), with the stored ICC profile, EXIF
-    and XMP in its `info` ("icc_profile", "exif", "xmp"), where Pillow's `save` finds them."""
-    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels)
+    and XMP in its `info` ("icc_profile", "exif", "xmp"), where Pillow's `save` finds them; a tiled file `jobs`
+    tiles at a time."""
+    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels, jobs)
     image = to_pil(x_hat, header.channels)
     metadata = Metadata.from_chunks(header.chunks)
     for key, value in (("icc_profile", metadata.icc), ("exif", metadata.exif), ("xmp", metadata.xmp)):

@@ -25,6 +25,8 @@ PRECISION_OPTION = click.option(
 MAX_PIXELS_OPTION = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
     help="Refuse images (and files claiming images) of more pixels than this.")
+JOBS_OPTION = click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+                           help="Tiles of a large image coded in parallel (each job holds one tile).")
 
 
 def _fail(message: str, status: int = 1) -> None:
@@ -164,9 +166,10 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
                   target: tuple[str, float] | None, preserve=None, max_pixels: int = 1 << 26,
-                  reading: dict | None = None) -> tuple[bytes, int, int, str]:
+                  reading: dict | None = None, tile: int | None = None,
+                  jobs: int = 1) -> tuple[bytes, int, int, str]:
     """The .lic bytes of one image, its size, and a note on the quality used. `reading`: strip, reduce_to_8_bit,
-    first_frame (see `licodec.api.compress`)."""
+    first_frame (see `licodec.api.compress`); `tile`, `jobs`: see `licodec.tiling`."""
     from licodec.api import compress_tensor, compress_to_target
     from licodec.io import read_image_bytes_with_metadata
 
@@ -176,9 +179,9 @@ def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
     metadata = None if strip else metadata
     if target is None:
         return (compress_tensor(x, channels, codec, quality, precision, preserve, max_pixels=max_pixels,
-                                metadata=metadata), x.shape[-2], x.shape[-1], "")
+                                metadata=metadata, tile=tile, jobs=jobs), x.shape[-2], x.shape[-1], "")
     encoded, reached = compress_to_target(x, channels, codec, *target, precision, max_pixels=max_pixels,
-                                          metadata=metadata)
+                                          metadata=metadata, tile=tile, jobs=jobs)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
             f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
@@ -208,9 +211,12 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
 @click.option("--reduce-to-8-bit", is_flag=True, help="Accept a 16-bit image, coded at 8 bits per channel.")
 @click.option("--first-frame", is_flag=True, help="Accept an animated image, coding its first frame only.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+@JOBS_OPTION
+@click.option("--tile", type=int, default=None, help="Tile side in pixels, a multiple of the codec's stride; "
+              "larger images are coded in overlapping tiles.  [default: 1024]")
 def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
              target_psnr: float | None, preserve: str | None, precision: str, max_pixels: int, strip: bool,
-             reduce_to_8_bit: bool, first_frame: bool, force: bool) -> None:
+             reduce_to_8_bit: bool, first_frame: bool, force: bool, jobs: int, tile: int | None) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
@@ -227,21 +233,23 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
         mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
-        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels, reading)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels, reading, tile,
+                         jobs)
         return
     data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
     encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, max_pixels,
-                                                 reading)
+                                                 reading, tile, jobs)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
 
 
 def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
-                     target: tuple[str, float] | None, max_pixels: int = 1 << 26, reading: dict | None = None) -> None:
+                     target: tuple[str, float] | None, max_pixels: int = 1 << 26, reading: dict | None = None,
+                     tile: int | None = None, jobs: int = 1) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -261,7 +269,8 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
             target_path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target_path), force)
             encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
-                                                         target, max_pixels=max_pixels, reading=reading)
+                                                         target, max_pixels=max_pixels, reading=reading, tile=tile,
+                                                         jobs=jobs)
             _write_output(str(target_path), encoded, force)
             if note:
                 tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)
@@ -293,8 +302,9 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
+@JOBS_OPTION
 def decompress(source: str, output: str | None, suffix: str | None, precision: str, max_pixels: int,
-               force: bool, iterations: int | None) -> None:
+               force: bool, iterations: int | None, jobs: int) -> None:
     """Decompress a .lic file (a folder of them, or - for stdin) to an image."""
     from licodec.bitstream import unpack
     from licodec.formats import output_format
@@ -303,7 +313,7 @@ def decompress(source: str, output: str | None, suffix: str | None, precision: s
     output_format(suffix)  # an unknown format is refused before anything is read
     if source != "-" and Path(source).is_dir():
         _decompress_folder(Path(source), Path(output) if output else Path(source), suffix, precision, force,
-                           iterations, max_pixels)
+                           iterations, max_pixels, jobs)
         return
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(suffix))
@@ -311,24 +321,24 @@ def decompress(source: str, output: str | None, suffix: str | None, precision: s
     data = _read_input(source)
     unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
     _refuse_existing(output, force)
-    header = _decompress_one(data, output, image_format, precision, force, iterations, max_pixels)
+    header = _decompress_one(data, output, image_format, precision, force, iterations, max_pixels, jobs)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
 
 
 def _decompress_one(data: bytes, output: str, image_format: str, precision: str, force: bool,
-                    iterations: int | None, max_pixels: int = 1 << 26):
+                    iterations: int | None, max_pixels: int = 1 << 26, jobs: int = 1):
     from licodec.api import decompress_tensor
     from licodec.formats import encode
     from licodec.io import Metadata, to_pil
 
-    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels)
+    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels, jobs)
     metadata = Metadata.from_chunks(header.chunks)
     _write_output(output, encode(to_pil(x_hat, header.channels), image_format, metadata), force)
     return header
 
 
 def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: str, force: bool,
-                       iterations: int | None, max_pixels: int = 1 << 26) -> None:
+                       iterations: int | None, max_pixels: int = 1 << 26, jobs: int = 1) -> None:
     from tqdm import tqdm
 
     from licodec.formats import output_format
@@ -344,7 +354,7 @@ def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: s
             target.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target), force)
             _decompress_one(_read_input(str(path)), str(target), image_format, precision, force, iterations,
-                            max_pixels)
+                            max_pixels, jobs)
         except LicodecError as error:
             failures += 1
             tqdm.write(f"licodec: {path}: {error}", file=sys.stderr)
@@ -366,6 +376,11 @@ def info(source: str, as_json: bool) -> None:
     header, _ = unpack(data)
     fields = asdict(header)
     fields["section_lengths"] = list(header.section_lengths)
+    fields["chunks"] = {tag: f"{len(value)} bytes" for tag, value in header.chunks.items()}
+    if "TILE" in header.chunks:
+        from licodec.tiling import describe
+
+        fields["chunks"]["TILE"] = describe(header.chunks["TILE"])
     fields["bytes"] = len(data)
     fields["bpp"] = round(8 * len(data) / (header.height * header.width), 6)
     if as_json:
