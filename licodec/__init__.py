@@ -26,27 +26,32 @@ __all__ = [
 
 
 def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4, precision: str = "fp32",
-             target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
+             target_bpp: float | None = None, target_psnr: float | None = None, weights: str | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or 1x3xHxW float tensor in [0, 1]) to .lic bytes.
 
     `quality` is a trained level or a number between two. `target_bpp` (the file's size, at most) or
     `target_psnr` (at least) search the quality for this image instead. `precision="bf16"` runs the transforms
-    in bfloat16 (faster on CPUs with AMX; same decodable file format).
+    in bfloat16 (faster on CPUs with AMX; same decodable file format). `weights`, a weights file (or a hash in
+    the store), takes the place of `codec`.
     """
     from licodec import api
 
-    return api.compress(image, codec, quality, precision, target_bpp, target_psnr)
+    return api.compress(image, codec, quality, precision, target_bpp, target_psnr, weights)
 
 
-def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:
-    """Decompress .lic bytes to a PIL image; for progressive codecs, optionally from the first `iterations`."""
+def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
+               weights: str | None = None) -> Image.Image:
+    """Decompress .lic bytes to a PIL image; for progressive codecs, optionally from the first `iterations`.
+    The weights are found by the hash the file records (the zoo, the user's store, LICODEC_WEIGHTS_PATH, the
+    archive), or given as `weights` (a file or hash)."""
     from licodec import api
 
-    return api.decompress(data, precision, iterations)
+    return api.decompress(data, precision, iterations, weights)
 
 
 def load(name: str = "balle2018-hyperprior", quality: int | None = None) -> Codec:
-    """A shipped codec, ready to code; `quality` is validated when given."""
+    """A codec ready to code: a codec name (its shipped weights), a weights file's path, or a weights hash in the
+    store; `quality` is validated when given."""
     from licodec import api
 
     return api.load(name, quality)

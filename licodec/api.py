@@ -20,10 +20,11 @@ DEFAULT_QUALITY = 4
 
 
 def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
-    """The shipped codec `name` (its weights from the zoo). `quality`, when given, is checked against it."""
-    from licodec import zoo
+    """A codec from its name (the shipped weights), a weights file's path or a weights hash in the store
+    (`licodec.store.load`). `quality`, when given, is checked against it."""
+    from licodec import store
 
-    codec = zoo.load(name)
+    codec = store.load(name)
     if quality is not None:
         codec.check_quality(quality)
     return codec
@@ -75,20 +76,28 @@ def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
     return bitstream.pack(header, encoded.sections)
 
 
-def decompress_tensor(data: bytes, precision: str = "fp32",
-                      iterations: int | None = None) -> tuple[torch.Tensor, bitstream.Header]:
-    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header.
+def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | None = None,
+                      weights: str | None = None) -> tuple[torch.Tensor, bitstream.Header]:
+    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header, with the weights the header
+    names, found by hash in the store (or `weights`, a file or hash, which must be those).
 
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
     section of a file cut after one of them; other codecs need the whole file."""
     header, sections = bitstream.unpack(data, prefix=True)
+    from licodec import store
+    from licodec.registry import codec_class
+
     try:
-        codec = load(header.codec)
+        codec_class(header.codec)
     except CodecError:
         raise BitstreamError(f"made by codec {header.codec!r}, which this licodec does not know") from None
-    if codec.weights_hash != header.weights_hash:
-        raise WeightsError(f"made by weights {header.weights_hash[:12]}, not installed "
-                           f"({header.codec} here is {codec.weights_hash[:12]})")
+    if weights is not None:
+        codec = load(weights)
+        if (codec.name, codec.weights_hash) != (header.codec, header.weights_hash):
+            raise WeightsError(f"made by {header.codec} weights {header.weights_hash}, not by the given "
+                               f"{codec.name} weights {codec.weights_hash}")
+    else:
+        codec = store.for_header(header.codec, header.weights_hash)  # by the hash, wherever the store finds it
     if not 1 <= header.quality <= codec.qualities:
         raise BitstreamError(f"quality {header.quality} is out of range for {header.codec}")
     complete = len(sections) == len(header.section_lengths)
@@ -114,11 +123,14 @@ def decompress_tensor(data: bytes, precision: str = "fp32",
 
 
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
-             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None) -> bytes:
+             precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
+             weights: str | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
-    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`)."""
+    With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`).
+    `weights` (a weights file or hash) takes the place of `codec`: the codec is the one the file is for."""
     x, channels = read_image(image)
+    codec = codec if weights is None else weights
     if target_bpp is not None and target_psnr is not None:
         raise CodecError("give a target bpp or a target PSNR, not both")
     if target_bpp is None and target_psnr is None:
@@ -127,7 +139,8 @@ def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFA
     return compress_to_target(x, channels, load(codec), metric, float(target), precision)[0]
 
 
-def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None) -> Image.Image:
+def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
+               weights: str | None = None) -> Image.Image:
     """Decompress .lic bytes into a PIL image (grayscale if the original was)."""
-    x_hat, header = decompress_tensor(data, precision, iterations)
+    x_hat, header = decompress_tensor(data, precision, iterations, weights)
     return to_pil(x_hat, header.channels)

@@ -104,7 +104,9 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
 @main.command()
 @click.argument("source")
 @click.option("-o", "--output", help="Output file (a folder when SOURCE is a folder); - for stdout.")
-@click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True, help="Codec name (see `licodec zoo`).")
+@click.option("--codec", "codec_name", default=None,
+              help=f"Codec name (see `licodec zoo`), weights file or weights hash.  [default: {DEFAULT_CODEC}]")
+@click.option("--weights", default=None, help="A weights file (or a hash in `licodec weights list`) to code with.")
 @click.option("--quality", "-q", default=None, type=float,
               help=f"Quality: a trained level, or a number between two.  [default: {DEFAULT_QUALITY}]")
 @click.option("--target-bpp", type=float, default=None, help="Search the quality that reaches this bpp (at most).")
@@ -113,14 +115,17 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
               help="Generative codecs: a mask image (white = preserve); the rest may be synthesized.")
 @PRECISION_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
-def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
-             target_psnr: float | None, preserve: str | None, precision: str, force: bool) -> None:
+def compress(source: str, output: str | None, codec_name: str | None, weights: str | None, quality: float | None,
+             target_bpp: float | None, target_psnr: float | None, preserve: str | None, precision: str,
+             force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
     target = _target(quality, target_bpp, target_psnr)
     quality = DEFAULT_QUALITY if quality is None else quality
-    codec = load(codec_name, None if target else quality)
+    codec = load(weights or codec_name or DEFAULT_CODEC, None if target else quality)
+    if weights and codec_name and codec_name != codec.name:
+        raise LicodecError(f"--weights {weights} holds {codec.name} weights, not {codec_name}")
     mask = None
     if preserve is not None:
         from licodec.io import read_image
@@ -184,7 +189,9 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 @click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
-def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None) -> None:
+@click.option("--weights", default=None, help="The weights file (or hash) that made SOURCE, when the store lacks it.")
+def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None,
+               weights: str | None) -> None:
     """Decompress a .lic file (or - for stdin) to an image."""
     from licodec.api import decompress_tensor
     from licodec.bitstream import unpack
@@ -195,7 +202,7 @@ def decompress(source: str, output: str | None, precision: str, force: bool, ite
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
     _refuse_existing(output, force)
-    x_hat, header = decompress_tensor(data, precision, iterations)
+    x_hat, header = decompress_tensor(data, precision, iterations, weights)
     image = to_pil(x_hat, header.channels)
     _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
@@ -425,8 +432,9 @@ DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
 
 
 @main.command(name="eval")
-@click.option("--codecs", "codec_list", default="balle2018-hyperprior,balle2017-factorized,jpeg", show_default=True,
-              help="Comma-separated codecs: learned names and classical ones "
+@click.option("--codecs", "--codec", "codec_list", default="balle2018-hyperprior,balle2017-factorized,jpeg",
+              show_default=True,
+              help="Comma-separated codecs: learned names, weights files (FILE or LABEL=FILE) and classical codecs "
                    "(jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
 @click.option("--dataset", required=True, help="A dataset name (see `licodec datasets list`) or a folder of images.")
 @click.option("--root", default=None, type=click.Path(file_okay=False), help="Local copy of a named dataset.")
@@ -455,11 +463,12 @@ def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_d
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
-    from licodec.eval.run import make_thumbnails, read_points
+    from licodec.eval.run import make_thumbnails, read_points, split_label
 
     names = [n.strip() for n in codec_list.split(",") if n.strip()]
-    if anchor not in names:
+    if anchor not in names and anchor not in [split_label(n)[0] for n in names]:
         names.append(anchor)
+    anchor = split_label(anchor)[0]
     images = _dataset_images(dataset, root)[: limit or None]
     if thumbnails:
         images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
@@ -545,6 +554,63 @@ def demo(codec_name: str, quality: float, image: str | None, precision: str) -> 
     click.echo(f"bpp     {8 * len(data) / (height * width):.4f}")
     click.echo(f"PSNR    {psnr(x, x_hat):.2f} dB")
     click.echo(f"time    encode {encode_s:.2f} s, decode {decode_s:.2f} s")
+
+
+@main.group(name="weights")
+def weights_group() -> None:
+    """The weights store: the zoo, your data folder, LICODEC_WEIGHTS_PATH and the archive (docs/weights.md)."""
+
+
+@weights_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def weights_list(as_json: bool) -> None:
+    """Every weights file the store finds (hash, codec, folder, path), then the folders searched."""
+    from licodec import store
+
+    found = store.entries()
+    if as_json:
+        click.echo(json.dumps([{"hash": e.hash, "codec": e.codec, "where": e.where, "path": str(e.path),
+                                "current": e.current} for e in found], indent=2))
+        return
+    for entry in found:
+        note = "" if entry.current else "  (retired)"
+        click.echo(f"{entry.hash}  {entry.codec:26} {entry.where:8} {entry.path}{note}")
+    click.echo("searched: " + ", ".join(f"{kind} {folder}" for kind, folder in store.folders()), err=True)
+
+
+@weights_group.command(name="add")
+@click.argument("files", nargs=-1, required=True)
+def weights_add(files: tuple[str, ...]) -> None:
+    """Copy weights FILES into your data folder, where decoding finds them by hash."""
+    from licodec import store
+
+    for file in files:
+        entry, new = store.add(file)
+        state = f"added as {entry.path}" if new else f"already in the store ({entry.where}: {entry.path})"
+        click.echo(f"{file}: {entry.codec} weights {entry.hash}, {state}", err=True)
+
+
+@weights_group.command(name="remove")
+@click.argument("weights_hash")
+def weights_remove(weights_hash: str) -> None:
+    """Delete the weights WEIGHTS_HASH (or a prefix of 6+ characters) that `add` put in your data folder."""
+    from licodec import store
+
+    entry = store.remove(weights_hash)
+    click.echo(f"removed {entry.codec} weights {entry.hash} ({entry.path})", err=True)
+
+
+@weights_group.command(name="verify")
+def weights_verify() -> None:
+    """Load every file of the store and check its hash against its name or manifest."""
+    from licodec import store
+
+    problems = store.verify()
+    for kind, path, problem in problems:
+        click.echo(f"licodec: {kind} {path}: {problem}", err=True)
+    if problems:
+        _fail(f"{len(problems)} weights file{'s' if len(problems) > 1 else ''} failed")
+    click.echo(f"{len(store.entries())} weights files load and match their hashes", err=True)
 
 
 if __name__ == "__main__":

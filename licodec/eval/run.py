@@ -43,19 +43,36 @@ class Point:
     source: str = ""  # what made the bytes: the weights hash, or the classical libraries' versions
 
 
+_LABELLED: dict[str, str] = {}  # label -> weights file, for the codecs given as LABEL=FILE or FILE
+
+
+def split_label(name: str) -> tuple[str, str]:
+    """(label, what to load) of a codec as `--codecs` names it: LABEL=FILE, a weights FILE (labelled by its stem),
+    a label given earlier in this process, or a codec name (its own label)."""
+    label, sep, spec = name.partition("=")
+    if sep and label and spec:
+        return label, spec
+    if name.endswith(".safetensors") or "/" in name:
+        return Path(name).stem, name
+    return name, _LABELLED.get(name, name)
+
+
 class Coder:
-    """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times)."""
+    """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times).
+    A learned codec is a codec name or a weights file, labelled as `split_label` says."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        if name in CLASSICAL:
-            self.classical = CLASSICAL[name]
+        self.name, spec = split_label(name)
+        if spec in CLASSICAL:
+            self.classical = CLASSICAL[spec]
             self.settings = tuple(self.classical.settings)
         else:
             from licodec.api import load
 
             self.classical = None
-            self.learned = load(name)
+            self.learned = load(spec)
+            if spec != self.name:
+                _LABELLED[self.name] = spec
             self.settings = tuple(range(1, self.learned.qualities + 1))
 
     @property
@@ -138,7 +155,7 @@ def evaluate_image(path: Path, codecs: list[str]) -> list[Point]:
     points = []
     for name in codecs:
         for setting, data, x_hat, encode_s, decode_s in _coder(name).code_all(x):
-            points.append(Point(name, setting, path.name, len(data), 8 * len(data) / (height * width),
+            points.append(Point(_coder(name).name, setting, path.name, len(data), 8 * len(data) / (height * width),
                                 psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s,
                                 _coder(name).source))
     return points
@@ -173,14 +190,15 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> di
     for point in earlier:
         found.setdefault((point.codec, point.image), []).append(point)
     names = {path.name for path in images}
+    labels = {split_label(name)[0]: name for name in codecs}
     keep = {}
     for (codec, image), group in found.items():
-        if codec not in codecs or image not in names:
+        if codec not in labels or image not in names:
             continue
-        coder = _coder(codec)
+        coder = _coder(labels[codec])
         if all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(
                 float(s) for s in coder.settings):
-            keep[codec, image] = sorted(group, key=lambda p: p.quality)
+            keep[labels[codec], image] = sorted(group, key=lambda p: p.quality)
     return keep
 
 
@@ -209,7 +227,7 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
     points: list[Point] = []
     for path, new in zip(images, coded, strict=True):
         for name in codecs:
-            points += kept.get((name, path.name)) or [p for p in new if p.codec == name]
+            points += kept.get((name, path.name)) or [p for p in new if p.codec == _coder(name).name]
     return points
 
 

@@ -26,7 +26,7 @@ from safetensors.torch import save as save_bytes
 from licodec.bitstream import HASH_BYTES
 from licodec.codecs.base import Codec
 from licodec.entropy.tables import CdfTables
-from licodec.errors import WeightsError
+from licodec.errors import CodecError, WeightsError
 from licodec.registry import codec_class
 
 ZOO = Path(__file__).parent
@@ -89,15 +89,27 @@ def digest(data: bytes) -> str:
 
 def from_bytes(data: bytes) -> Codec:
     """Rebuild a codec, tables included, from the bytes of a weights file."""
+    if data[:4] == b"PK\x03\x04":
+        raise WeightsError("a PyTorch checkpoint, not a licodec weights file (a CompressAI one: `licodec import "
+                           "compressai`; a licodec training checkpoint: `licodec export`)")
     try:
         tensors = load_bytes(data)
-
         metadata = _metadata(data)
-    except (SafetensorError, ValueError, json.JSONDecodeError) as error:
+        config = json.loads(metadata["config"]) if "config" in metadata else None
+    except (SafetensorError, ValueError, json.JSONDecodeError, AttributeError) as error:
         raise WeightsError(f"weights file is damaged ({error})") from None
+    if not isinstance(metadata.get("codec"), str) or not isinstance(config, dict):
+        raise WeightsError("not a licodec weights file (its metadata names no codec and configuration)")
+    try:
+        cls = codec_class(metadata["codec"])
+    except CodecError:
+        raise WeightsError(f"weights of codec {metadata['codec']!r}, which this licodec does not know") from None
     if "base" in metadata:
         tensors = {**_base_tensors(metadata["base"], metadata.get("base_hash", "")), **tensors}
-    codec = codec_class(metadata["codec"])(**json.loads(metadata["config"]))
+    try:
+        codec = cls(**config)
+    except (TypeError, ValueError, CodecError) as error:
+        raise WeightsError(f"weights file does not match codec {metadata['codec']!r} ({error})") from None
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
              for k, v in tensors.items() if k.startswith("model.")}
     try:
@@ -118,17 +130,24 @@ def from_bytes(data: bytes) -> Codec:
     return codec
 
 def _base_tensors(name: str, expected: str) -> dict[str, torch.Tensor]:
-    """The tensors of the installed weights file a derived file builds on, checked against its recorded hash."""
+    """The tensors of the weights file a derived file builds on, checked against its recorded hash: the shipped
+    file of `name`, or the store's file with that hash (a retired base)."""
+    from licodec import store
+
     path = weights_path(name)
     data = path.read_bytes() if path.exists() else b""
     if digest(data) != expected:
-        raise WeightsError(f"these weights build on {name!r} weights {expected[:12]}, which are not installed")
+        entry = store.find(expected, name) if expected else None
+        data = entry.path.read_bytes() if entry is not None else b""
+    if digest(data) != expected:
+        raise WeightsError(f"these weights build on {name!r} weights {expected[:12]}, which are not installed "
+                           f"({store.HOW_TO_GET})")
     return load_bytes(data)
 
 
 def _metadata(data: bytes) -> dict[str, str]:
     header_length = int.from_bytes(data[:8], "little")
-    return json.loads(data[8 : 8 + header_length]).get("__metadata__", {})
+    return json.loads(data[8 : 8 + header_length]).get("__metadata__") or {}
 
 def installed() -> list[str]:
     """Names of the codecs that have shipped weights."""
