@@ -72,16 +72,21 @@ def versions(repo: Path, ref: str = "HEAD") -> list[dict]:
 
 
 def retired(repo: Path, ref: str = "HEAD") -> list[dict]:
-    """The versions of `versions` that the zoo of `ref` no longer holds (each one only once)."""
+    """The versions of `versions` that the zoo of `ref` no longer holds (each one only once), each with `current`:
+    True for the newest file of a codec whose file left the zoo to make room (docs/weights.md), False for a file
+    that a newer one of its codec replaced."""
     current = {}
     for path in _git(repo, "ls-tree", "--name-only", ref, f"{ZOO}/").decode().split():
         if path.endswith(".safetensors"):
             current[hashlib.sha256(_git(repo, "show", f"{ref}:{path}")).hexdigest()] = path
+    history = versions(repo, ref)
+    newest = {v["path"]: v["sha256"] for v in history}  # oldest first, so the last one wins
     seen, out = set(), []
-    for version in versions(repo, ref):
+    for version in history:
         if version["sha256"] not in current and version["sha256"] not in seen:
             seen.add(version["sha256"])
-            out.append(version)
+            evicted = version["path"] not in current.values() and newest[version["path"]] == version["sha256"]
+            out.append({**version, "current": evicted})
     return out
 
 
@@ -92,7 +97,7 @@ def manifest() -> list[dict]:
 
 def write_manifest(repo: Path) -> list[dict]:
     """Rewrite manifest.json from the history: the retired versions, each with its file name in the archive."""
-    entries = [{**v, "file": f"{v['codec']}-{v['hash']}.safetensors", "current": False} for v in retired(repo)]
+    entries = [{**v, "file": f"{v['codec']}-{v['hash']}.safetensors"} for v in retired(repo)]
     for entry in entries:
         entry["bytes"] = len(read(repo, entry["commit"], entry["path"], entry["sha256"]))
     MANIFEST.write_text(json.dumps({"weights": entries}, indent=1) + "\n")

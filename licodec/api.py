@@ -77,9 +77,9 @@ def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
 
 
 def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | None = None,
-                      weights: str | None = None) -> tuple[torch.Tensor, bitstream.Header]:
+                      weights: str | Codec | None = None) -> tuple[torch.Tensor, bitstream.Header]:
     """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header, with the weights the header
-    names, found by hash in the store (or `weights`, a file or hash, which must be those).
+    names, found by hash in the store (or `weights`: a file, a hash or a loaded codec, which must be those).
 
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
     section of a file cut after one of them; other codecs need the whole file."""
@@ -92,12 +92,17 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
     except CodecError:
         raise BitstreamError(f"made by codec {header.codec!r}, which this licodec does not know") from None
     if weights is not None:
-        codec = load(weights)
+        codec = weights if isinstance(weights, Codec) else load(weights)
         if (codec.name, codec.weights_hash) != (header.codec, header.weights_hash):
             raise WeightsError(f"made by {header.codec} weights {header.weights_hash}, not by the given "
                                f"{codec.name} weights {codec.weights_hash}")
     else:
-        codec = store.for_header(header.codec, header.weights_hash)  # by the hash, wherever the store finds it
+        try:
+            codec = load(header.codec)  # the shipped weights: the common case
+        except WeightsError:
+            codec = None
+        if codec is None or codec.weights_hash != header.weights_hash:
+            codec = store.for_header(header.codec, header.weights_hash)  # by the hash, wherever the store finds it
     if not 1 <= header.quality <= codec.qualities:
         raise BitstreamError(f"quality {header.quality} is out of range for {header.codec}")
     complete = len(sections) == len(header.section_lengths)

@@ -123,9 +123,11 @@ def compress(source: str, output: str | None, codec_name: str | None, weights: s
 
     target = _target(quality, target_bpp, target_psnr)
     quality = DEFAULT_QUALITY if quality is None else quality
-    codec = load(weights or codec_name or DEFAULT_CODEC, None if target else quality)
+    codec = load(weights or codec_name or DEFAULT_CODEC)
     if weights and codec_name and codec_name != codec.name:
         raise LicodecError(f"--weights {weights} holds {codec.name} weights, not {codec_name}")
+    if not target:
+        codec.check_quality(quality)
     mask = None
     if preserve is not None:
         from licodec.io import read_image
@@ -545,7 +547,7 @@ def demo(codec_name: str, quality: float, image: str | None, precision: str) -> 
     data = compress_tensor(x, channels, codec, quality, precision)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    x_hat, _ = decompress_tensor(data, precision)
+    x_hat, _ = decompress_tensor(data, precision, weights=codec)
     decode_s = time.perf_counter() - start
     height, width = x.shape[-2:]
     click.echo(f"image   {source} ({width}x{height})")

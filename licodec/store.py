@@ -247,7 +247,7 @@ def _is_hash(text: str) -> bool:
 def for_header(codec: str, hash_: str) -> Codec:
     """The codec that wrote a file whose header names `codec` and weights `hash_`; one-line `WeightsError` naming
     both and how to get the weights when the store has none with that hash."""
-    entry = find(hash_, codec)
+    entry = find(hash_, codec) or find(hash_)  # the second search, of every codec's files, names a mix-up
     if entry is None:
         damaged = damaged_copy(hash_)
         if damaged is not None:
@@ -255,7 +255,7 @@ def for_header(codec: str, hash_: str) -> Codec:
                                f"get them again ({HOW_TO_GET})")
         raise WeightsError(f"made by {codec} weights {hash_}, not installed ({HOW_TO_GET})")
     loaded = read_weights(entry.path)
-    if loaded.name != codec:
+    if loaded.name != codec or loaded.weights_hash != hash_:
         raise WeightsError(f"made by {codec} weights {hash_}, but {entry.path} holds {loaded.name} weights")
     return loaded
 
@@ -278,12 +278,16 @@ def add(path: str | Path) -> tuple[Entry, bool]:
 
 
 def remove(hash_or_prefix: str) -> Entry:
-    """Delete a file that `add` put in the user folder; other folders' files are refused (they are the package's,
-    the archive's or folders the user manages)."""
+    """Delete a file that `add` put in the user folder (by its hash, or by the name `add` gave it when the file is
+    damaged); other folders' files are refused (they are the package's, the archive's or folders the user
+    manages)."""
     if not _is_hash(hash_or_prefix):
         raise WeightsError(f"{hash_or_prefix!r} is not a weights hash (6 to 16 hex characters; see `licodec weights "
                            f"list`)")
     matches = [e for e in entries() if e.hash.startswith(hash_or_prefix.lower())]
+    if not matches:  # a damaged copy still carries the hash in the name `add` gave it
+        named = sorted(user_folder().glob(f"*-{hash_or_prefix.lower()}*.safetensors"))
+        matches = [Entry(path.stem.rpartition("-")[2], path.stem.rpartition("-")[0], path, "user") for path in named]
     if not matches:
         raise WeightsError(f"no weights {hash_or_prefix} in the store")
     if len({e.hash for e in matches}) > 1:

@@ -98,7 +98,7 @@ class Coder:
             start = time.perf_counter()
             data = compress_tensor(x, 3, self.learned, setting)
             middle = time.perf_counter()
-            x_hat, _ = decompress_tensor(data)
+            x_hat, _ = decompress_tensor(data, weights=self.learned)
             return data, x_hat, middle - start, time.perf_counter() - middle
         image = to_uint8(x)
         start = time.perf_counter()
