@@ -615,5 +615,49 @@ def weights_verify() -> None:
     click.echo(f"{len(store.entries())} weights files load and match their hashes", err=True)
 
 
+@main.group(name="import")
+def import_group() -> None:
+    """Bring weights of other toolkits into licodec's form (docs/weights.md)."""
+
+
+@import_group.command(name="compressai")
+@click.option("--arch", required=True, help="CompressAI architecture: bmshj2018-factorized or bmshj2018-hyperprior.")
+@click.argument("checkpoints", nargs=-1, required=True)
+@click.option("-o", "--output", required=True,
+              help="Weights file to write (a folder, one file per checkpoint, when several are given).")
+@click.option("--lmbda", default=None, help="Comma-separated lambdas, one per checkpoint (default: from CompressAI "
+                                           "zoo file names, <arch>-<quality>-<hash>.pth.tar).")
+@click.option("--fp16", is_flag=True, help="Round the weights to fp16 as licodec's zoo does (half the size).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+def import_compressai(arch: str, checkpoints: tuple[str, ...], output: str, lmbda: str | None, fp16: bool,
+                      force: bool) -> None:
+    """Import CompressAI CHECKPOINTS (state dicts, one per quality) as licodec weights files."""
+    from licodec import zoo
+    from licodec.interop.compressai import import_checkpoints
+    from licodec.io import write_atomic
+
+    try:
+        lmbdas = [float(v) for v in lmbda.split(",")] if lmbda else None
+    except ValueError:
+        raise click.BadParameter("expects comma-separated numbers", param_hint="--lmbda") from None
+    if lmbdas is not None and len(lmbdas) != len(checkpoints):
+        raise LicodecError(f"--lmbda gives {len(lmbdas)} lambdas for {len(checkpoints)} checkpoints")
+    if len(checkpoints) == 1:
+        targets = [Path(output)]
+    else:  # licodec shares one model's transforms between its levels; CompressAI's qualities have their own
+        Path(output).mkdir(parents=True, exist_ok=True)
+        targets = [Path(output) / (Path(c).name.split(".")[0] + ".safetensors") for c in checkpoints]
+    for target in targets:
+        _refuse_existing(str(target), force)
+    codecs = import_checkpoints(arch, list(checkpoints), lmbdas)
+    for checkpoint, codec, target in zip(checkpoints, codecs, targets):
+        provenance = {"imported_from": "compressai", "arch": arch, "checkpoint": Path(checkpoint).name,
+                      "lmbda": codec.lmbdas[0]}
+        data = zoo.to_bytes(codec, provenance, half=fp16)
+        write_atomic(target, data, overwrite=force)
+        click.echo(f"{checkpoint} -> {target}: {codec.name} weights {zoo.digest(data)} (N={codec.config['N']}, "
+                   f"M={codec.config['M']}, lambda {codec.lmbdas[0]:g})", err=True)
+
+
 if __name__ == "__main__":
     main()

@@ -49,17 +49,19 @@ def _visible(module: torch.nn.Module) -> torch.Tensor:
     return module.mask.reshape(module.mask.shape[2:]) != 0
 
 
-def to_bytes(codec: Codec, provenance: dict, base: str | None = None) -> bytes:
+def to_bytes(codec: Codec, provenance: dict, base: str | None = None, half: bool = True) -> bytes:
     """Round `codec` to fp16, freeze its tables and serialize it (see the module docstring); with `base` (an
-    installed codec's name), only the tensors that differ from that file's are stored."""
-    with torch.no_grad():
-        for parameter in codec.parameters():
-            parameter.copy_(parameter.half().float())
+    installed codec's name), only the tensors that differ from that file's are stored. `half=False` keeps the
+    parameters in fp32 (imported weights, kept as their toolkit trained them)."""
+    if half:
+        with torch.no_grad():
+            for parameter in codec.parameters():
+                parameter.copy_(parameter.half().float())
     codec.update()
     tensors = {}
     for key, value in codec.state_dict().items():
         is_parameter = key in dict(codec.named_parameters())
-        tensors[f"model.{key}"] = value.half() if is_parameter else value
+        tensors[f"model.{key}"] = value.half() if is_parameter and half else value
     for name, module in _masked(codec).items():
         tensors[f"visible.{name}.weight"] = tensors.pop(f"model.{name}.weight")[:, :, _visible(module)]
     for name, module in _table_owners(codec).items():
@@ -106,8 +108,11 @@ def from_bytes(data: bytes) -> Codec:
         raise WeightsError(f"weights of codec {metadata['codec']!r}, which this licodec does not know") from None
     if "base" in metadata:
         tensors = {**_base_tensors(metadata["base"], metadata.get("base_hash", "")), **tensors}
+    filters = config.pop("density_filters", None)
     try:
         codec = cls(**config)
+        if filters is not None:
+            set_density_filters(codec, tuple(filters))
     except (TypeError, ValueError, CodecError) as error:
         raise WeightsError(f"weights file does not match codec {metadata['codec']!r} ({error})") from None
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
@@ -128,6 +133,20 @@ def from_bytes(data: bytes) -> Codec:
     codec.weights_hash = digest(data)
     codec.provenance = json.loads(metadata.get("provenance", "{}"))
     return codec
+
+def set_density_filters(codec: Codec, filters: tuple[int, ...]) -> None:
+    """Give every factorized density of `codec` hidden layers of these widths (licodec's own have (3, 3, 3);
+    CompressAI's entropy bottleneck (3, 3, 3, 3)), recorded in its config as `density_filters`."""
+    from licodec.entropy.factorized import FactorizedDensity
+
+    for name, module in list(codec.named_modules()):
+        if isinstance(module, FactorizedDensity):
+            parent, _, child = name.rpartition(".")
+            replacement = FactorizedDensity(module.channels, filters=tuple(filters), tail_mass=module.tail_mass,
+                                            integer_grid=module.integer_grid)
+            setattr(codec.get_submodule(parent) if parent else codec, child, replacement)
+    codec.config["density_filters"] = list(filters)
+
 
 def _base_tensors(name: str, expected: str) -> dict[str, torch.Tensor]:
     """The tensors of the weights file a derived file builds on, checked against its recorded hash: the shipped
