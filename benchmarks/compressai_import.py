@@ -62,7 +62,7 @@ def train(net, steps: int, lmbda: float, seed: int) -> None:
     """A few hundred steps of CompressAI's usual recipe: rate + lambda * 255^2 * MSE, Adam, aux loss."""
     parameters = [p for n, p in net.named_parameters() if not n.endswith(".quantiles")]
     quantiles = [p for n, p in net.named_parameters() if n.endswith(".quantiles")]
-    optimizer = torch.optim.Adam(parameters, lr=1e-4)
+    optimizer = torch.optim.Adam(parameters, lr=1e-3)  # a short run: CompressAI's 1e-4 barely moves
     aux_optimizer = torch.optim.Adam(quantiles, lr=1e-3)
     net.train()
     batches = training_batches(128, 4, seed)
@@ -101,7 +101,7 @@ def with_threads(threads: int, function):
         torch.set_num_threads(saved)
 
 
-def compare(arch: str, net, images: list[torch.Tensor]) -> dict:
+def compare(arch: str, net, images: list[torch.Tensor], rounding: str) -> dict:
     from licodec import zoo
     from licodec.api import compress_tensor, decompress_tensor
     from licodec.interop.compressai import convert
@@ -111,7 +111,8 @@ def compare(arch: str, net, images: list[torch.Tensor]) -> dict:
     torch.save(net.state_dict(), buffer)  # what a user's checkpoint file holds
     buffer.seek(0)
     state = torch.load(buffer, weights_only=True)
-    codec = zoo.from_bytes(zoo.to_bytes(convert(arch, state, 0.013), {"benchmark": "compressai_import"}, half=False))
+    imported = convert(arch, state, 0.013, rounding)
+    codec = zoo.from_bytes(zoo.to_bytes(imported, {"benchmark": "compressai_import"}, half=False))
     theirs_bytes = ours_bytes = headers = 0
     psnr_theirs, psnr_ours, exact = [], [], True
     for x in images:
@@ -160,9 +161,12 @@ def main() -> int:
             if steps:
                 train(net, steps, 0.013, 0)
             net.eval()
-            result = compare(arch, net, images)
-            rows.append((arch, f"{kind} {N}/{M}" + (f", {steps} steps" if steps else ""), result,
-                         time.perf_counter() - start))
+            for rounding in ("up", "nearest") if arch == "bmshj2018-hyperprior" else ("up",):
+                result = compare(arch, net, images, rounding)
+                label = f"{kind} {N}/{M}" + (f", {steps} steps" if steps else "")
+                if arch == "bmshj2018-hyperprior":
+                    label += f", scales {rounding}"
+                rows.append((arch, label, result, time.perf_counter() - start))
     print(f"CompressAI {compressai.__version__}, torch {torch.__version__}, {platform.processor() or 'CPU'}; "
           f"{len(images)} Kodak crops of {args.size}x{args.size} ({', '.join(IMAGES)}), 1 thread")
     print("| CompressAI arch | model | CompressAI bpp | licodec bpp (real files) | size vs CompressAI + header | "

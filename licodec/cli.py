@@ -628,9 +628,12 @@ def import_group() -> None:
 @click.option("--lmbda", default=None, help="Comma-separated lambdas, one per checkpoint (default: from CompressAI "
                                            "zoo file names, <arch>-<quality>-<hash>.pth.tar).")
 @click.option("--fp16", is_flag=True, help="Round the weights to fp16 as licodec's zoo does (half the size).")
+@click.option("--scale-rounding", type=click.Choice(["up", "nearest"]), default="up", show_default=True,
+              help="Hyperprior: code with the first table scale at or above the predicted one (CompressAI's rule) "
+                   "or the nearest (licodec's; smaller files).")
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 def import_compressai(arch: str, checkpoints: tuple[str, ...], output: str, lmbda: str | None, fp16: bool,
-                      force: bool) -> None:
+                      scale_rounding: str, force: bool) -> None:
     """Import CompressAI CHECKPOINTS (state dicts, one per quality) as licodec weights files."""
     from licodec import zoo
     from licodec.interop.compressai import import_checkpoints
@@ -649,7 +652,7 @@ def import_compressai(arch: str, checkpoints: tuple[str, ...], output: str, lmbd
         targets = [Path(output) / (Path(c).name.split(".")[0] + ".safetensors") for c in checkpoints]
     for target in targets:
         _refuse_existing(str(target), force)
-    codecs = import_checkpoints(arch, list(checkpoints), lmbdas)
+    codecs = import_checkpoints(arch, list(checkpoints), lmbdas, scale_rounding)
     for checkpoint, codec, target in zip(checkpoints, codecs, targets):
         provenance = {"imported_from": "compressai", "arch": arch, "checkpoint": Path(checkpoint).name,
                       "lmbda": codec.lmbdas[0]}

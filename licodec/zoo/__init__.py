@@ -25,6 +25,7 @@ from safetensors.torch import save as save_bytes
 
 from licodec.bitstream import HASH_BYTES
 from licodec.codecs.base import Codec
+from licodec.entropy.gaussian import GaussianConditional
 from licodec.entropy.tables import CdfTables
 from licodec.errors import CodecError, WeightsError
 from licodec.registry import codec_class
@@ -109,10 +110,14 @@ def from_bytes(data: bytes) -> Codec:
     if "base" in metadata:
         tensors = {**_base_tensors(metadata["base"], metadata.get("base_hash", "")), **tensors}
     filters = config.pop("density_filters", None)
+    scale_levels = config.pop("scale_levels", None)
+    scale_rounding = config.pop("scale_rounding", "nearest")
     try:
         codec = cls(**config)
         if filters is not None:
             set_density_filters(codec, tuple(filters))
+        if scale_levels is not None:
+            set_scale_levels(codec, int(scale_levels), scale_rounding)
     except (TypeError, ValueError, CodecError) as error:
         raise WeightsError(f"weights file does not match codec {metadata['codec']!r} ({error})") from None
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
@@ -146,6 +151,32 @@ def set_density_filters(codec: Codec, filters: tuple[int, ...]) -> None:
                                             integer_grid=module.integer_grid)
             setattr(codec.get_submodule(parent) if parent else codec, child, replacement)
     codec.config["density_filters"] = list(filters)
+
+
+def set_scale_levels(codec: Codec, levels: int, rounding: str = "nearest") -> None:
+    """Give every Gaussian conditional of `codec` a table of `levels` scales over the same range (licodec's have
+    128; CompressAI's 64), recorded in its config as `scale_levels`. `rounding="up"` (`scale_rounding`) takes
+    the first table scale at or above each predicted scale, as CompressAI does, instead of the nearest."""
+    if rounding not in ("nearest", "up"):
+        raise WeightsError(f"unknown scale rounding {rounding!r}")
+    kind = GaussianConditional if rounding == "nearest" else _ScalesRoundedUp
+    for name, module in list(codec.named_modules()):
+        if isinstance(module, GaussianConditional):
+            parent, _, child = name.rpartition(".")
+            replacement = kind(module.scale_min, float(module.scale_table[-1]), levels, module.tail_mass)
+            setattr(codec.get_submodule(parent) if parent else codec, child, replacement)
+    codec.config["scale_levels"] = levels
+    if rounding != "nearest":
+        codec.config["scale_rounding"] = rounding
+
+
+class _ScalesRoundedUp(GaussianConditional):
+    """A Gaussian conditional that codes each element with the first table scale at or above its own."""
+
+    def index_thresholds(self, fraction_bits: int) -> torch.Tensor:
+        """Fixed-point boundaries: a scale s takes table entry i when table[i-1] < s <= table[i]."""
+        table = self.scale_table.double()[:-1]
+        return torch.floor(table * (1 << fraction_bits)).long() + 1
 
 
 def _base_tensors(name: str, expected: str) -> dict[str, torch.Tensor]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,27 @@ def test_the_archive_manifest_lists_every_retired_file():
     assert not missing, "run `python archive/build_archive.py manifest`"
     current = {store.file_digest(path) for path in (ROOT / "licodec" / "zoo").glob("*.safetensors")}
     assert not current & {e["hash"] for e in build_archive.manifest() if not e["current"]}
+
+
+@pytest.mark.slow
+def test_the_archive_installs_with_one_pip_command_and_the_store_finds_it(tmp_path):
+    """`pip install ./archive` (here into a folder) builds licodec-archive from the history; a licodec that sees
+    it decodes a retired sample with no other help."""
+    import os
+    import subprocess
+
+    history()
+    target = tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--target", str(target), str(ROOT / "archive")], capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-2000:]
+    files = sorted((target / "licodec_archive").glob("*.safetensors"))
+    assert len(files) == len(build_archive.manifest())
+    retired = next(s for s in SAMPLES if s["hash"] in {e["hash"] for e in build_archive.manifest()})
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(target)])}
+    environment.pop(store.ENV_PATH, None)
+    sample = HERE / "samples" / retired["file"]
+    decoded = subprocess.run([sys.executable, "-m", "licodec.cli", "decompress", str(sample), "-o",
+                              str(tmp_path / "out.png")], capture_output=True, text=True, env=environment)
+    assert decoded.returncode == 0, decoded.stderr
+    assert psnr(Image.open(tmp_path / "out.png")) == pytest.approx(retired["psnr"], abs=0.01)

@@ -54,6 +54,9 @@ def test_a_state_dict_in_compressai_layout_imports_to_the_same_model(arch, name)
     with torch.no_grad():  # gain 1 and level 0's density: then the source codes as the import does
         source.gain.log_gain.zero_()
         source.gain.log_inverse_gain.zero_()
+    if arch == "bmshj2018-hyperprior":  # the import keeps CompressAI's 64 scales
+        zoo.set_scale_levels(source, 64, "up")
+        source.update()
     source.prepare()
     mine, theirs = source.state_dict(), imported.state_dict()
     shared = [k for k in theirs if not k.startswith("gain.")]  # the source has two levels, the import one
@@ -91,6 +94,24 @@ def test_compressai_bottlenecks_of_four_hidden_layers_survive_the_weights_file(a
     assert licodec.decompress(data, weights=str(out)).size == (96, 64)
     rewritten = zoo.from_bytes(zoo.to_bytes(zoo.from_bytes(out.read_bytes()), {}, half=False))
     assert rewritten.compress(x, 1).sections == codec.compress(x, 1).sections
+
+
+def test_scale_rounding_up_takes_the_first_table_scale_at_or_above(tmp_path):
+    codec = small_codec("balle2018-hyperprior")
+    zoo.set_scale_levels(codec, 64, "up")
+    codec.update()
+    table = codec.gaussian.scale_table.double()
+    fraction_bits = 10
+    scales = torch.tensor([0.05, table[3] * 0.999, table[3] * 1.001, (table[3] * table[4]).sqrt() * 0.99, 1e4])
+    fixed = torch.floor(scales * (1 << fraction_bits)).long()
+    assert codec.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
+    nearest = small_codec("balle2018-hyperprior")
+    zoo.set_scale_levels(nearest, 64)
+    nearest.update()
+    assert nearest.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 3, 3, 63]
+    reloaded = zoo.from_bytes(zoo.to_bytes(codec, {}))
+    assert reloaded.config["scale_rounding"] == "up" and reloaded.gaussian.scale_table.numel() == 64
+    assert reloaded.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
 
 
 def test_several_checkpoints_become_one_file_each(tmp_path):
