@@ -31,8 +31,9 @@ def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4
 
     `quality` is a trained level or a number between two. `target_bpp` (the file's size, at most) or
     `target_psnr` (at least) search the quality for this image instead. `precision="bf16"` runs the transforms
-    in bfloat16 (faster on CPUs with AMX; same decodable file format). `weights`, a weights file (or a hash in
-    the store), takes the place of `codec`.
+    in bfloat16 (faster only on CPUs with AMX or AVX512-BF16, see `licodec.precision`; "auto" picks it there and
+    fp32 elsewhere; the files decode in either precision). `weights`, a weights file (or a hash in the store),
+    takes the place of `codec`.
     """
     from licodec import api
 

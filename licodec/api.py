@@ -11,6 +11,7 @@ from licodec import bitstream
 from licodec.codecs.base import Codec, Encoded
 from licodec.errors import BitstreamError, CodecError, ImageError, WeightsError
 from licodec.io import ImageLike, read_image, to_pil
+from licodec.precision import resolve as resolve_precision
 
 if TYPE_CHECKING:
     from licodec.rate import Reached
@@ -38,6 +39,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
     (H x W, 1 = keep) asks a generative codec for selective generation: the rest may be synthesized."""
     quality = codec.check_quality(quality) + 1
     _check_size(x)
+    precision = resolve_precision(precision)
     options = {}
     if preserve is not None:
         import inspect
@@ -60,6 +62,7 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     from licodec.rate import reach
 
     _check_size(x)
+    precision = resolve_precision(precision)
     reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
     return _pack(codec, reached.encoded, channels), reached
 
@@ -84,6 +87,7 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
     section of a file cut after one of them; other codecs need the whole file."""
     header, sections = bitstream.unpack(data, prefix=True)
+    precision = resolve_precision(precision)
     from licodec import store
     from licodec.registry import codec_class
 

@@ -23,6 +23,20 @@ iteration) cut after any section's checksum is still a valid prefix: `unpack(dat
 complete sections only, and the header says how many there were. Anything else short, long or damaged raises
 `BitstreamError` naming the first problem (magic, version, lengths, checksums, in that order).
 
+Format version 3 is version 2 with a list of chunks between the section lengths and the header checksum:
+
+    chunks         1  c
+    then, for each chunk:
+    tag            4  ASCII, e.g. b"iCCP"
+    length         4  m, at most MAX_CHUNK_BYTES
+    data           m
+
+A file is written as version 3 only when it has chunks, so files without them stay byte-identical to version 2.
+As in PNG, a tag whose first letter is lowercase is ancillary (metadata a decoder may ignore: "iCCP" the ICC
+profile, "eXIF" the EXIF block, "xMP_" the XMP packet); an uppercase first letter marks a critical chunk that
+changes how the sections decode, and a reader that does not implement it (`CRITICAL_CHUNKS`) refuses the file
+rather than decode it wrongly.
+
 Version 1 (still read): the same header with a 1-byte integer quality and no header checksum, the payload, then
 one CRC32 of everything.
 """
@@ -31,13 +45,17 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from licodec.errors import BitstreamError
 
 MAGIC = b"\x89LIC"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 2  # written when a file has no chunks
+CHUNKED_VERSION = 3  # written when it has
+READABLE_VERSIONS = (1, 2, 3)
+MAX_CHUNK_BYTES = 1 << 24
+CRITICAL_CHUNKS: frozenset[str] = frozenset()  # critical chunk tags this licodec decodes
 QUALITY_STEPS = 2048  # fine enough that rate control lands within 0.1 dB (PSNR can move 0.1 dB per 1/256)
 HASH_BYTES = 8
 MAX_PIXELS = 1 << 28  # 16384 x 16384: a larger size in a header is damage, not an image
@@ -55,10 +73,11 @@ class Header:
     quality: float  # 1-based; fractional between trained levels, in steps of 1/QUALITY_STEPS
     section_lengths: tuple[int, ...] = ()
     version: int = FORMAT_VERSION
+    chunks: Mapping[str, bytes] = field(default_factory=dict)  # tag -> data (format version 3)
 
 
 def pack(header: Header, sections: list[bytes]) -> bytes:
-    """Serialize a header and its sections into the bytes of a .lic file (format version 2)."""
+    """Serialize a header and its sections into the bytes of a .lic file (version 3 with chunks, else 2)."""
     name = header.codec.encode("ascii")
     weights = bytes.fromhex(header.weights_hash)
     if len(name) > 255 or len(weights) != HASH_BYTES or len(sections) > 255:
@@ -71,9 +90,12 @@ def pack(header: Header, sections: list[bytes]) -> bytes:
         raise ValueError(f"quality {header.quality} is not a multiple of 1/{QUALITY_STEPS} "
                          f"below {(1 << 16) // QUALITY_STEPS}")
     head = bytearray(MAGIC)
-    head += struct.pack(">BB", FORMAT_VERSION, len(name)) + name + weights
+    version = CHUNKED_VERSION if header.chunks else FORMAT_VERSION
+    head += struct.pack(">BB", version, len(name)) + name + weights
     head += struct.pack(">IIBHB", header.height, header.width, header.channels, quality, len(sections))
     head += b"".join(struct.pack(">I", len(s)) for s in sections)
+    if header.chunks:
+        head += _pack_chunks(header.chunks)
     head += struct.pack(">I", zlib.crc32(head))
     return bytes(head) + b"".join(s + struct.pack(">I", zlib.crc32(s)) for s in sections)
 
@@ -121,6 +143,7 @@ def unpack(data: bytes, prefix: bool = False) -> tuple[Header, list[bytes]]:
         height, width, channels, quality, count = reader.unpack(">IIBHB")
         quality /= QUALITY_STEPS
     lengths = tuple(reader.unpack(f">{count}I")) if count else ()
+    chunks = _read_chunks(reader) if version >= CHUNKED_VERSION else {}
     if version == 1:
         sections = _version_1_payload(data, reader, lengths)
     else:
@@ -137,8 +160,45 @@ def unpack(data: bytes, prefix: bool = False) -> tuple[Header, list[bytes]]:
         raise BitstreamError(f"invalid image description ({width}x{height}, {channels} channels)")
     if height * width > MAX_PIXELS:
         raise BitstreamError(f"image size {width}x{height} exceeds licodec's limit of {MAX_PIXELS} pixels")
-    header = Header(name, weights.hex(), height, width, channels, quality, lengths, version)
+    unknown = sorted(tag for tag in chunks if tag[0].isupper() and tag not in CRITICAL_CHUNKS)
+    if unknown:
+        raise BitstreamError(f"the file uses {', '.join(unknown)}, which this licodec cannot decode; "
+                             "a newer licodec can")
+    header = Header(name, weights.hex(), height, width, channels, quality, lengths, version, chunks)
     return header, sections
+
+
+def _valid_tag(tag: bytes) -> bool:
+    return len(tag) == 4 and all(c == 0x5F or 0x30 <= c <= 0x39 or 0x41 <= c <= 0x5A or 0x61 <= c <= 0x7A
+                                 for c in tag) and chr(tag[0]).isalpha()
+
+
+def _pack_chunks(chunks: Mapping[str, bytes]) -> bytes:
+    if len(chunks) > 255:
+        raise ValueError("at most 255 chunks")
+    out = bytearray(struct.pack(">B", len(chunks)))
+    for tag, data in chunks.items():
+        encoded = tag.encode("ascii") if tag.isascii() else b""
+        if not _valid_tag(encoded) or len(data) > MAX_CHUNK_BYTES:
+            raise ValueError(f"chunk {tag!r}: the tag must be 4 letters, digits or _, the data at most "
+                             f"{MAX_CHUNK_BYTES} bytes")
+        out += encoded + struct.pack(">I", len(data)) + bytes(data)
+    return bytes(out)
+
+
+def _read_chunks(reader: _Reader) -> dict[str, bytes]:
+    (count,) = reader.unpack(">B")
+    chunks = {}
+    for _ in range(count):
+        tag = reader.take(4)
+        (length,) = reader.unpack(">I")
+        if not _valid_tag(tag) or length > MAX_CHUNK_BYTES:
+            raise BitstreamError("invalid chunk in the header: the file is corrupted")
+        name = tag.decode("ascii")
+        if name in chunks:
+            raise BitstreamError(f"chunk {name} appears twice: the file is corrupted")
+        chunks[name] = reader.take(length)
+    return chunks
 
 
 def _sections(data: bytes, reader: _Reader, lengths: tuple[int, ...], prefix: bool) -> list[bytes]:

@@ -17,8 +17,10 @@ from licodec.errors import LicodecError
 DEFAULT_CODEC = "balle2018-hyperprior"
 DEFAULT_QUALITY = 4
 PRECISION_OPTION = click.option(
-    "--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-    help="bf16: transforms in bfloat16, faster on CPUs with AMX; files decode either way.")
+    "--precision", type=click.Choice(["fp32", "bf16", "auto"]), default="fp32", show_default=True,
+    help="fp32: the reference pixels. bf16: transforms in bfloat16, faster only on CPUs with AMX or AVX512-BF16 "
+         "(elsewhere emulated, 5-15x slower, with a warning); pixels differ slightly from fp32's, and files decode "
+         "in either precision. auto: bf16 where the CPU runs it natively, else fp32.")
 
 
 def _fail(message: str) -> None:
@@ -26,10 +28,45 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
+#: Flag spellings renamed to the one vocabulary (`--codec`, `-o/--output`, `-j/--jobs`), per subcommand: the old
+#: spelling still works for one release, with a warning.
+RENAMED_FLAGS = {
+    "eval": {"--codecs": "--codec", "--out": "--output"},
+    "train": {"--threads": "--jobs"},
+}
+
+
+def _rename_flags(command: str, args: list[str]) -> list[str]:
+    renamed = RENAMED_FLAGS.get(command, {})
+    result = []
+    for position, arg in enumerate(args):
+        if arg == "--":
+            return result + args[position:]
+        old, equals, value = arg.partition("=")
+        if old in renamed:
+            click.echo(f"licodec: warning: {old} is now {renamed[old]}; the old spelling goes in the next release",
+                       err=True)
+            arg = renamed[old] + equals + value
+        result.append(arg)
+    return result
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    click.echo(f"licodec: warning: {message}", err=True)
+
+
 class _Group(click.Group):
     """Turns library errors into one line and an exit status instead of a traceback."""
 
+    def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: D102
+        name, command, rest = super().resolve_command(ctx, args)
+        return name, command, _rename_flags(name or "", rest)
+
     def invoke(self, ctx: click.Context):  # noqa: D102
+        import warnings
+
+        warnings.showwarning = _show_warning
+        warnings.filterwarnings("once", module="licodec")  # one line per warning, not one per image
         try:
             return super().invoke(ctx)
         except LicodecError as error:
@@ -186,28 +223,73 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 
 @main.command()
 @click.argument("source")
-@click.option("-o", "--output", help="Output image (format from its suffix, PNG by default); - for stdout (PNG).")
+@click.option("-o", "--output", help="Output image, its format from its suffix (see `--format`); a folder when "
+                                     "SOURCE is a folder; - for stdout.")
+@click.option("--format", "suffix", default=None, metavar="SUFFIX",
+              help="Format of stdout and of the images a folder decodes to: png (default), jxl, webp, tiff, jp2 "
+                   "(lossless), jpg, avif, heic (quality 95, 4:4:4), bmp, ppm, tga, qoi.")
 @PRECISION_OPTION
-@click.option("--force", "-f", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
 @click.option("--weights", default=None, help="The weights file (or hash) that made SOURCE, when the store lacks it.")
-def decompress(source: str, output: str | None, precision: str, force: bool, iterations: int | None,
-               weights: str | None) -> None:
-    """Decompress a .lic file (or - for stdin) to an image."""
-    from licodec.api import decompress_tensor
+def decompress(source: str, output: str | None, suffix: str | None, precision: str, force: bool,
+               iterations: int | None, weights: str | None) -> None:
+    """Decompress a .lic file (a folder of them, or - for stdin) to an image."""
     from licodec.bitstream import unpack
-    from licodec.io import encode_image, to_pil
+    from licodec.formats import output_format
 
+    suffix = "." + (suffix or "png").lower().lstrip(".")
+    output_format(suffix)  # an unknown format is refused before anything is read
+    if source != "-" and Path(source).is_dir():
+        _decompress_folder(Path(source), Path(output) if output else Path(source), suffix, precision, force,
+                           iterations, weights)
+        return
+    if output is None:
+        output = "-" if source == "-" else str(Path(source).with_suffix(suffix))
+    image_format = output_format(suffix if output == "-" else output)
     data = _read_input(source)
     unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
-    if output is None:
-        output = "-" if source == "-" else str(Path(source).with_suffix(".png"))
     _refuse_existing(output, force)
-    x_hat, header = decompress_tensor(data, precision, iterations, weights)
-    image = to_pil(x_hat, header.channels)
-    _write_output(output, encode_image(image, ".png" if output == "-" else Path(output).suffix), force)
+    header = _decompress_one(data, output, image_format, precision, force, iterations, weights)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
+
+
+def _decompress_one(data: bytes, output: str, image_format: str, precision: str, force: bool,
+                    iterations: int | None, weights: str | None = None):
+    from licodec.api import decompress_tensor
+    from licodec.formats import encode
+    from licodec.io import to_pil
+
+    x_hat, header = decompress_tensor(data, precision, iterations, weights)
+    _write_output(output, encode(to_pil(x_hat, header.channels), image_format), force)
+    return header
+
+
+def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: str, force: bool,
+                       iterations: int | None, weights: str | None = None) -> None:
+    from tqdm import tqdm
+
+    from licodec.formats import output_format
+
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() == ".lic" and p.is_file())
+    if not paths:
+        raise LicodecError(f"{folder}: no .lic files found")
+    image_format = output_format(suffix)
+    failures = 0
+    for path in tqdm(paths, desc="decompressing", unit="file"):
+        target = out_folder / path.relative_to(folder).with_suffix(suffix)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _refuse_existing(str(target), force)
+            _decompress_one(_read_input(str(path)), str(target), image_format, precision, force, iterations,
+                            weights)
+        except LicodecError as error:
+            failures += 1
+            tqdm.write(f"licodec: {path}: {error}", file=sys.stderr)
+    click.echo(f"{len(paths) - failures} files -> {out_folder}", err=True)
+    if failures:
+        _fail(f"{failures} of {len(paths)} files failed")
 
 
 @main.command()
@@ -236,16 +318,14 @@ def info(source: str, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the index as JSON.")
 def zoo(as_json: bool) -> None:
     """List the codecs: paper, known implementations, shipped weights and how they were trained; then datasets."""
-    from licodec import survey
-    from licodec import zoo as weights
-    from licodec.registry import codec_class, names
+    from licodec import catalog, survey  # no torch: the source and the safetensors headers
 
-    entries = weights.index()
+    entries = catalog.zoo_index()
     if as_json:
         click.echo(json.dumps(entries, indent=2))
         return
-    for name in names():
-        taxonomy = codec_class(name).taxonomy
+    for name in catalog.names():
+        taxonomy = catalog.taxonomy(name)
         click.echo(f"{name}  {taxonomy.reference}")
         for ref in taxonomy.refs:
             for implementation in survey.IMPLEMENTATIONS.get(ref, []):
@@ -271,9 +351,9 @@ def zoo(as_json: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print a Markdown table.")
 def taxonomy(markdown: bool) -> None:
     """Print the survey's taxonomy of the implemented codecs."""
-    from licodec.registry import codec_class, names
+    from licodec import catalog  # no torch: read from the codecs' source
 
-    rows = [{"codec": name, **codec_class(name).taxonomy.row()} for name in names()]
+    rows = [{"codec": name, **catalog.taxonomy(name).row()} for name in catalog.names()]
     columns = list(rows[0])
     if markdown:
         click.echo("| " + " | ".join(columns) + " |")
@@ -303,7 +383,7 @@ def taxonomy(markdown: bool) -> None:
 @click.option("--channels", default=None, help="N,M channel counts (e.g. 128,192 or 192,320).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
-@click.option("--threads", default=0, help="torch threads (0: PyTorch's default).")
+@click.option("--jobs", "-j", "threads", default=0, help="torch threads (0: PyTorch's default).")
 @click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
               help="bf16: transforms in bfloat16 autocast (about 3x faster on CPUs with AMX).")
 @click.option("--init", "init_from", default="", help="Start from the weights of a checkpoint or weights file.")
@@ -429,57 +509,72 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
     _export(codec, output, provenance, base)
 
 
-DEFAULT_PUBLISHED = ("compressai/compressai-bmshj2018-hyperprior_mse_cuda,"
-                     "compressai/compressai-bmshj2018-factorized_mse_cuda,compressai/jpeg,compressai/webp,compressai/jpeg2000,compressai/bpg_444_x265_ycbcr,compressai/av1")
-
-
 @main.command(name="eval")
-@click.option("--codecs", "--codec", "codec_list", default="balle2018-hyperprior,balle2017-factorized,jpeg",
-              show_default=True,
-              help="Comma-separated codecs: learned names, weights files (FILE or LABEL=FILE) and classical codecs "
-                   "(jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
+@click.option("--codec", "--codecs", "codec_list", multiple=True,
+              default=["balle2018-hyperprior,balle2017-factorized,jpeg"], show_default=True,
+              help="Codecs, comma-separated or repeated: learned names, weights files (FILE, or LABEL=FILE to name "
+                   "the curve) and classical codecs (jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
 @click.option("--dataset", required=True, help="A dataset name (see `licodec datasets list`) or a folder of images.")
-@click.option("--root", default=None, type=click.Path(file_okay=False), help="Local copy of a named dataset.")
+@click.option("--root", default=None, type=click.Path(file_okay=False),
+              help="Local copy of a named dataset  [default: where `licodec datasets download` puts it].")
 @click.option("--anchor", default="jpeg", show_default=True, help="Codec the BD-rates are measured against.")
-@click.option("--out", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+@click.option("-o", "--output", "out_dir", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder for results.json, points.csv, report.md, report.html and the plots.")
 @click.option("--published", default=None, type=click.Path(exists=True, file_okay=False),
               help="Folder of published results (CompressAI's and TF Compression's) to draw beside ours.")
-@click.option("--published-curves", default=DEFAULT_PUBLISHED, show_default=True,
-              help="Which published curves to draw: comma-separated names (or name fragments).")
+@click.option("--published-curves", default=None,
+              help="Which published curves to draw: comma-separated full names, or fragments that name one curve "
+                   "each  [default: the published twins of the evaluated codecs, e.g. compressai/jpeg for jpeg].")
 @click.option("--published-dataset", default="kodak", show_default=True,
               help="Which dataset's published results to use (kodak, tecnick, clic2020-professional, ...).")
 @click.option("--crop-bpp", default=0.3, show_default=True,
               help="Side-by-side crops: each codec at its rate nearest this (all its settings searched).")
-@click.option("--limit", default=0, help="Use only the first N images (0: all).")
+@click.option("--limit", default=0, type=click.IntRange(min=0), help="Use only the first N images (0: all).")
+@click.option("--qualities", "quality_specs", multiple=True, metavar="[CODEC=]Q1,Q2,...",
+              help="Evaluate only these settings: CODEC=... for one codec (e.g. jpeg=10,50,90), or a bare list for "
+                   "every learned codec; repeatable  [default: every trained level, each classical codec's sweep].")
 @click.option("--thumbnails", default=0, type=click.IntRange(min=0),
-              help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUT/"
+              help="Evaluate on SIZE x SIZE thumbnails of the images (centre square, Lanczos; written to OUTPUT/"
                    "thumbnails), as [1] does with 32 (0: the images as they are).")
-@click.option("--jobs", "-j", default=2, show_default=True, help="Images coded in parallel.")
+@click.option("--jobs", "-j", default=2, show_default=True,
+              help="Worker processes, each coding one image with one codec at a time.")
 @click.option("--reuse", is_flag=True,
-              help="Keep the points of OUT/points.csv made by the same weights (or classical libraries) on the same "
+              help="Keep the points of OUTPUT/points.csv made by the same weights (or classical libraries) on the same "
                    "images at the same settings; code only the rest (their times stay those of that run).")
-def evaluate(codec_list: str, dataset: str, root: str | None, anchor: str, out_dir: str, published: str | None,
-             published_curves: str, published_dataset: str, crop_bpp: float, limit: int, thumbnails: int,
-             jobs: int, reuse: bool) -> None:
+def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor: str, out_dir: str,
+             published: str | None, published_curves: str | None, published_dataset: str, crop_bpp: float,
+             limit: int, quality_specs: tuple[str, ...], thumbnails: int, jobs: int, reuse: bool) -> None:
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
-    from licodec.eval.run import make_thumbnails, read_points, split_label
+    from licodec.eval.run import make_thumbnails, parse_qualities, read_points, split_label
 
-    names = [n.strip() for n in codec_list.split(",") if n.strip()]
+    names = [n.strip() for value in codec_list for n in value.split(",") if n.strip()]
     if anchor not in names and anchor not in [split_label(n)[0] for n in names]:
         names.append(anchor)
     anchor = split_label(anchor)[0]
-    images = _dataset_images(dataset, root)[: limit or None]
+    settings = parse_qualities(quality_specs, names)
+    curves_to_draw = None if published_curves is None else [c.strip() for c in published_curves.split(",")
+                                                            if c.strip()]
+    if published is not None:  # a published curve that is not there is refused before anything is coded
+        from licodec.eval.anchors import load_published
+        from licodec.eval.report import choose_published
+
+        choose_published(load_published(Path(published), published_dataset), curves_to_draw, names)
+    found = _dataset_images(dataset, root)
+    images = found[: limit or None]
+    click.echo(f"evaluating {len(names)} codecs on {len(images)} images"
+               + (f" (the first {len(images)} of {len(found)})" if len(images) < len(found) else ""), err=True)
     if thumbnails:
         images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
-    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [])
-    curves_to_draw = [c.strip() for c in published_curves.split(",") if c.strip()]
+    points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [],
+                            settings=settings)
     title = Path(dataset).name + (f" ({thumbnails}x{thumbnails} thumbnails)" if thumbnails else "")
+    click.echo(f"writing the report to {out_dir}", err=True)
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,
                           published_names=curves_to_draw, crop_bpp=crop_bpp, dataset=title,
-                          published_dataset=published_dataset)
+                          published_dataset=published_dataset, available=len(found), thumbnails=thumbnails,
+                          progress=True)
     click.echo(report)
 
 
@@ -496,8 +591,21 @@ def _dataset_images(dataset: str, root: str | None) -> list[Path]:
         raise LicodecError(f"unknown dataset {dataset!r} (and no such folder); known: "
                            f"{', '.join(datasets.dataset_names())}")
     if root is None:
-        raise LicodecError(f"--root is needed to find {dataset} (download it with `licodec datasets download`)")
+        root = str(_data_root(dataset))
+        if not Path(root).is_dir():
+            raise LicodecError(f"{dataset}: not in {root} (get it with `licodec datasets download {dataset}`, or "
+                               "give its folder with --root)")
     return datasets.images(dataset, root)
+
+
+def _data_root(dataset: str) -> Path:
+    """Where `datasets download` puts a dataset and `eval --dataset NAME` looks for it without --root:
+    $LICODEC_DATA/NAME, else the user data folder ($XDG_DATA_HOME or ~/.local/share)/licodec/datasets/NAME."""
+    import os
+
+    base = os.environ.get("LICODEC_DATA") or Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local/share",
+                                                  "licodec", "datasets")
+    return Path(base) / dataset
 
 
 @main.group()
@@ -518,11 +626,14 @@ def datasets_list() -> None:
 
 @datasets.command(name="download")
 @click.argument("name")
-@click.option("--root", required=True, type=click.Path(file_okay=False), help="Where to put the images.")
-def datasets_download(name: str, root: str) -> None:
+@click.option("--root", default=None, type=click.Path(file_okay=False),
+              help="Where to put the images  [default: $LICODEC_DATA/NAME or ~/.local/share/licodec/datasets/NAME, "
+                   "where `eval --dataset NAME` finds them].")
+def datasets_download(name: str, root: str | None) -> None:
     """Download a dataset from its official source (needs internet)."""
     from licodec.data import datasets as table
 
+    root = root or str(_data_root(name))
     found = table.download(name, root)
     click.echo(f"{name}: {len(found)} images in {root}", err=True)
 

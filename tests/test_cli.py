@@ -1,5 +1,6 @@
 """The `licodec` command through a subprocess: exit codes, one-line messages, no partial output files."""
 
+import os
 import subprocess
 import sys
 
@@ -126,3 +127,64 @@ def test_options_of_other_codec_families_are_clear_errors(photo, tmp_path):
     _one_line_error(run("decompress", str(out), "-o", str(tmp_path / "p.png"), "--iterations", "2"),
                     "not progressive")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_renamed_flags_warn_and_still_work(tmp_path):
+    from licodec.cli import _rename_flags
+
+    assert _rename_flags("eval", ["--codecs", "jpeg", "--out=x", "--", "--out"]) == [
+        "--codec", "jpeg", "--output=x", "--", "--out"]
+    assert _rename_flags("compress", ["--out", "x"]) == ["--out", "x"]
+    result = run("eval", "--codecs", "jpeg", "--dataset", str(tmp_path / "none"))
+    lines = result.stderr.decode().strip().splitlines()
+    assert result.returncode == 1 and "--codecs is now --codec" in lines[0] and "unknown dataset" in lines[1]
+
+
+def test_named_dataset_found_without_root(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--dataset", "kodak"], capture_output=True,
+                            env={**os.environ, "LICODEC_DATA": str(tmp_path)}, timeout=60)
+    _one_line_error(result, f"kodak: not in {tmp_path / 'kodak'}")
+
+
+def test_decompress_output_formats_by_suffix(photo, tmp_path):
+    lic = tmp_path / "photo.lic"
+    assert run("compress", str(photo), "-q", "1", "-o", str(lic)).returncode == 0
+    for suffix, image_format in ((".heic", "HEIF"), (".jpg", "JPEG"), (".webp", "WEBP")):
+        out = tmp_path / f"back{suffix}"
+        result = run("decompress", str(lic), "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        with Image.open(out) as image:
+            assert image.format == image_format and image.size == (70, 48)
+    _one_line_error(run("decompress", str(lic), "-o", str(tmp_path / "back.xyz")), "unknown image suffix '.xyz'")
+    assert not (tmp_path / "back.xyz").exists()
+
+
+def test_decompress_folder_into_folder(photo, tmp_path):
+    coded = tmp_path / "coded"
+    (coded / "sub").mkdir(parents=True)
+    assert run("compress", str(photo), "-q", "1", "-o", str(coded / "a.lic")).returncode == 0
+    (coded / "sub" / "b.lic").write_bytes((coded / "a.lic").read_bytes())
+    result = run("decompress", str(coded), "-o", str(tmp_path / "decoded"), "--format", "png")
+    assert result.returncode == 0, result.stderr
+    assert b"decompressing" in result.stderr and b"2 files" in result.stderr
+    for name in ("a.png", "sub/b.png"):
+        assert Image.open(tmp_path / "decoded" / name).size == (70, 48)
+
+
+def test_emulated_bf16_warns_once_and_auto_picks_fp32(photo, tmp_path):
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}  # oneDNN may not use native bf16: it emulates it
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        (folder / name).write_bytes(photo.read_bytes())
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "compress", str(folder), "-q", "1",
+                             "--precision", "bf16"], capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count(b"warning: bf16 is emulated") == 1
+    auto = subprocess.run([sys.executable, "-m", "licodec.cli", "compress", str(photo), "-q", "1", "-o", "-",
+                           "--precision", "auto"], capture_output=True, env=env, timeout=120)
+    fp32 = run("compress", str(photo), "-q", "1", "-o", "-")
+    assert auto.returncode == 0 and b"warning" not in auto.stderr and auto.stdout == fp32.stdout

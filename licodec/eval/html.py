@@ -152,8 +152,10 @@ def _crop_rows(crops: list[dict], out_dir: Path) -> str:
     return "\n".join(out)
 
 
-def html_report(out_dir: Path, title: str, markdown_tables: str, plots: list[Path], crops: list[dict]) -> Path:
-    """Write `out_dir/report.html` and return its path.
+def html_report(out_dir: Path, title: str, markdown_tables: str, plots: list[Path], crops: list[dict],
+                details: str = "") -> Path:
+    """Write `out_dir/report.html` and return its path: the summary (`markdown_tables`), the plots, the
+    `details` (more Markdown tables, e.g. every RD point), then the crops.
 
     `plots` are PNG paths (under `out_dir`, linked relatively). Each crop is {"codec": str, "bpp": float,
     "psnr": float, "image": Path of a PNG under `out_dir`}, with an optional "group" (for instance the image's name
@@ -169,6 +171,8 @@ def html_report(out_dir: Path, title: str, markdown_tables: str, plots: list[Pat
         figures = "".join(f'<figure><img src="{_link(plot, out_dir)}" alt="{html.escape(Path(plot).stem)}">'
                           f"<figcaption>{html.escape(Path(plot).name)}</figcaption></figure>" for plot in plots)
         sections.append(f'<section class="plots">\n<h2>Rate-distortion</h2>\n{figures}\n</section>')
+    if details.strip():
+        sections.append(f"<section>\n<h2>Every point</h2>\n{markdown_to_html(details)}\n</section>")
     if crops:
         sections.append(f"<section>\n<h2>Side by side</h2>\n{_crop_rows(crops, out_dir)}\n</section>")
     page = ("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"

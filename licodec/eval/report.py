@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from licodec.errors import LicodecError
 from licodec.eval.bdrate import bd_rate
 from licodec.eval.metrics import ms_ssim_db
 
@@ -30,22 +31,67 @@ def bd_table(curves: dict[str, list[dict]], anchor: str) -> list[dict]:
     return rows
 
 
-def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
-    """The RD points and the BD-rate table, in Markdown."""
+def bd_summary(curves: dict[str, list[dict]], anchor: str) -> str:
+    """The BD-rate table against `anchor`, in Markdown."""
+    lines = [f"BD-rate against {anchor} (negative: fewer bits at equal quality)", "",
+             "| codec | PSNR, cubic | PSNR, pchip | MS-SSIM dB, cubic | MS-SSIM dB, pchip |",
+             "|---|---:|---:|---:|---:|"]
+    for row in bd_table(curves, anchor):
+        cells = [f"{row[k]:+.1f}%" if not math.isnan(row[k]) else "n/a"
+                 for k in ("psnr cubic", "psnr pchip", "ms-ssim cubic", "ms-ssim pchip")]
+        lines.append(f"| {row['codec']} | " + " | ".join(cells) + " |")
+    if any("n/a" in line for line in lines):
+        lines += ["", "n/a: a BD-rate needs four points or more on each curve (after dropping points that do not "
+                      "improve quality) over a common quality range."]
+    return "\n".join(lines) + "\n"
+
+
+def points_table(curves: dict[str, list[dict]]) -> str:
+    """The mean RD point of every codec at every setting, in Markdown."""
     lines = ["| codec | setting | bpp | PSNR (dB) | PSNR-Y (dB) | MS-SSIM | encode (s) | decode (s) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, points in curves.items():
         for p in points:
             lines.append(f"| {name} | {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.2f} | {p['psnr_y']:.2f} | "
                          f"{p['ms_ssim']:.4f} | {_seconds(p['encode_s'])} | {_seconds(p['decode_s'])} |")
-    lines += ["", f"BD-rate against {anchor} (negative: fewer bits at equal quality)", "",
-              "| codec | PSNR, cubic | PSNR, pchip | MS-SSIM dB, cubic | MS-SSIM dB, pchip |",
-              "|---|---:|---:|---:|---:|"]
-    for row in bd_table(curves, anchor):
-        cells = [f"{row[k]:+.1f}%" if not math.isnan(row[k]) else "n/a"
-                 for k in ("psnr cubic", "psnr pchip", "ms-ssim cubic", "ms-ssim pchip")]
-        lines.append(f"| {row['codec']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def markdown_report(curves: dict[str, list[dict]], anchor: str) -> str:
+    """The BD-rate summary, then the RD points, in Markdown."""
+    return bd_summary(curves, anchor) + "\n" + points_table(curves)
+
+
+def measured_note(images: list, dataset: str, available: int | None = None) -> str:
+    """One paragraph saying which images were measured: their count, the dataset, and their names."""
+    names = [Path(p).name for p in images]
+    shown = ", ".join(names) if len(names) <= 30 else ", ".join(names[:30]) + f", ... ({len(names) - 30} more)"
+    subset = f" (the first {len(names)} of {available})" if available and available > len(names) else ""
+    return f"Measured on {len(names)} image{'s' if len(names) != 1 else ''} of {dataset}{subset}: {shown}.\n"
+
+
+#: The published datasets whose images licodec can recognise (the name of its dataset table's entry).
+PUBLISHED_IMAGES = {"kodak": "kodak", "tecnick": "tecnick"}
+
+
+def coverage_warning(images: list, published_dataset: str, thumbnails: int = 0) -> str:
+    """A warning when published curves are means over other images than those measured ("" when the same)."""
+    from licodec.data.datasets import _is_member, describe
+
+    known = PUBLISHED_IMAGES.get(published_dataset)
+    if known is None:
+        return (f"Warning: licodec cannot tell which images the published {published_dataset} curves cover; they "
+                "may be other images than those measured here.\n")
+    entry = describe(known)
+    names = {Path(p).name for p in images}
+    same = (len(names) == entry.count and not thumbnails
+            and all(_is_member(entry, Path(name)) for name in names))
+    if same:
+        return ""
+    what = f"{thumbnails}x{thumbnails} thumbnails of " if thumbnails else ""
+    return (f"Warning: the published curves are means over the {entry.count} {published_dataset} images at full "
+            f"size; this evaluation measured {what}{len(names)} image{'s' if len(names) != 1 else ''}. The published "
+            "curves and the cross-check compare different images: read their shapes, not their BD-rates.\n")
 
 
 def _seconds(value: float) -> str:
@@ -106,7 +152,7 @@ def nearest_rate(coder, x, target_bpp: float) -> tuple[float, bytes, object]:
     return settings[best], coded[best][1], coded[best][2]
 
 
-def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
+def _crops(points, images, crop_bpp: float, out: Path, progress: bool = False) -> list[dict]:
     """Side-by-side crops of one image: each codec at the setting whose rate on that image is nearest `crop_bpp`
     (searched over all its settings, not only the evaluated ones), and the original."""
     from licodec.eval.metrics import psnr
@@ -123,7 +169,10 @@ def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
     original = crop_dir / "original.png"
     to_pil(x[..., top : top + size, left : left + size]).save(original)
     crops = [{"codec": f"original ({path.name})", "bpp": None, "psnr": None, "image": original, "group": path.name}]
-    for codec in dict.fromkeys(p.codec for p in points):
+    from tqdm import tqdm
+
+    for codec in tqdm(list(dict.fromkeys(p.codec for p in points)), desc=f"crops at {crop_bpp:g} bpp", unit="codec",
+                      disable=not progress):
         setting, data, x_hat = nearest_rate(Coder(codec), x, crop_bpp)
         target = crop_dir / f"{codec}.png"
         to_pil(x_hat[..., top : top + size, left : left + size]).save(target)
@@ -132,14 +181,61 @@ def _crops(points, images, crop_bpp: float, out: Path) -> list[dict]:
     return crops
 
 
+def choose_published(everything: list, names: list[str] | None, codecs: list[str]) -> list:
+    """The published curves to draw: with `names`, each one by its full name or by a fragment that names exactly
+    one curve (`LicodecError` for none or several); without, the published twin of each evaluated codec."""
+    from licodec.eval.anchors import find
+
+    exact = {curve.name: curve for curve in everything}
+    if names is None:
+        return [exact[PUBLISHED_TWINS[c]] for c in codecs if PUBLISHED_TWINS.get(c) in exact]
+    chosen = []
+    for name in names:
+        matches = [exact[name]] if name in exact else find(everything, name)
+        if len(matches) != 1:
+            found = ", ".join(c.name for c in matches[:8]) + (", ..." if len(matches) > 8 else "")
+            raise LicodecError(f"--published-curves {name!r} names {len(matches)} published curves"
+                               + (f" ({found}); give one full name" if matches else ""))
+        if matches[0] not in chosen:
+            chosen.append(matches[0])
+    return chosen
+
+
+def write_compressai_json(folder: Path, curves: dict[str, list[dict]], note: str) -> list[Path]:
+    """One JSON per codec in CompressAI's results format (what `compressai.utils.plot` reads): name, description,
+    and per setting `bpp`, `psnr-rgb`, `ms-ssim-rgb` (also under `psnr` and `ms-ssim`, the keys of older CompressAI
+    releases) and `encoding_time` / `decoding_time` (null where not measured)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, points in curves.items():
+        column = {key: [None if math.isnan(p[key]) else p[key] for p in points]
+                  for key in ("bpp", "psnr", "ms_ssim", "encode_s", "decode_s")}
+        results = {"bpp": column["bpp"], "psnr-rgb": column["psnr"], "ms-ssim-rgb": column["ms_ssim"],
+                   "psnr": column["psnr"], "ms-ssim": column["ms_ssim"], "quality": [p["quality"] for p in points],
+                   "encoding_time": column["encode_s"], "decoding_time": column["decode_s"]}
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps({"name": name, "description": f"licodec eval: {note}", "results": results},
+                                   indent=1))
+        written.append(path)
+    return written
+
+
 def write_report(out: Path, points: list, images: list, anchor: str, published: Path | None = None,
-                 published_names: list[str] = (), crop_bpp: float = 0.3, dataset: str = "kodak",
-                 published_dataset: str = "kodak") -> str:
-    """Write results.json, points.csv, report.md, rd_psnr.png, rd_ms-ssim.png, crops/ and report.html."""
+                 published_names: list[str] | None = None, crop_bpp: float = 0.3, dataset: str = "kodak",
+                 published_dataset: str = "kodak", available: int | None = None, thumbnails: int = 0,
+                 progress: bool = False) -> str:
+    """Write results.json, points.csv, compressai/<codec>.json, report.md, rd_psnr.png, rd_ms-ssim.png, crops/ and
+    report.html; returns the Markdown report.
+
+    The report opens with what was measured (the images, their count, and of how many when `available` says so),
+    then the BD-rate summary and the plots, then the points. Published curves (from `published`) are drawn only as
+    `choose_published` picks them, and a warning says when they are means over other images than those measured."""
     import csv
     import json
 
-    from licodec.eval.anchors import find, load_published
+    from licodec.eval.anchors import load_published
     from licodec.eval.html import html_report
     from licodec.eval.plots import rd_plot
     from licodec.eval.run import as_rows, mean_curves
@@ -147,22 +243,32 @@ def write_report(out: Path, points: list, images: list, anchor: str, published: 
     out.mkdir(parents=True, exist_ok=True)
     curves = mean_curves(points)
     rows = as_rows(points)
-    (out / "results.json").write_text(json.dumps({"images": [p.name for p in images], "anchor": anchor,
-                                                  "mean": curves, "points": rows}, indent=1))
+    measured = measured_note(images, dataset, available)
+    (out / "results.json").write_text(json.dumps({"images": [p.name for p in images], "count": len(images),
+                                                  "anchor": anchor, "mean": curves, "points": rows}, indent=1))
     with open(out / "points.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    report = markdown_report(curves, anchor)
+    write_compressai_json(out / "compressai", curves, measured.strip())
+    summary = measured + "\n" + bd_summary(curves, anchor)
     drawn = []
     if published is not None:
         everything = load_published(published, published_dataset)
-        report += "\n" + cross_check(curves, everything, anchor)
-        exact = {curve.name: curve for curve in everything}
-        for name in published_names:
-            drawn += [exact[name]] if name in exact else find(everything, name)
-    (out / "report.md").write_text(report)
-    plots = [rd_plot(curves, metric, out / f"rd_{metric}.png", drawn, title=f"{dataset}: {metric}")
+        drawn = choose_published(everything, published_names, list(curves))
+        warning = coverage_warning(images, published_dataset, thumbnails)
+        summary = measured + ("\n" + warning if warning else "") + "\n" + bd_summary(curves, anchor)
+        check = cross_check(curves, everything, anchor)
+        summary += ("\n" + check) if check else ""
+        summary += ("\nPublished curves drawn: " + ", ".join(f"`{c.name}`" for c in drawn) + ".\n" if drawn
+                    else "\nNo published curve drawn.\n")
+    count = f"{len(images)} image{'s' if len(images) != 1 else ''}"
+    plots = [rd_plot(curves, metric, out / f"rd_{metric}.png", drawn, title=f"{dataset}, {count}: {metric}")
              for metric in ("psnr", "ms-ssim")]
-    html_report(out, f"licodec evaluation on {dataset}", report, plots, _crops(points, images, crop_bpp, out))
+    details = points_table(curves)
+    figures = "".join(f"![{p.stem}]({p.name})\n" for p in plots)
+    report = summary + "\n" + figures + "\n" + details
+    (out / "report.md").write_text(report)
+    crops = _crops(points, images, crop_bpp, out, progress)
+    html_report(out, f"licodec evaluation on {dataset}", summary, plots, crops, details)
     return report

@@ -12,8 +12,8 @@ import csv
 import math
 import multiprocessing
 import time
-from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from licodec.errors import LicodecError
 from licodec.eval.classical import CLASSICAL, library_versions
 from licodec.eval.metrics import ms_ssim, psnr, psnr_y
 from licodec.io import read_image, to_uint8
@@ -47,7 +48,7 @@ _LABELLED: dict[str, str] = {}  # label -> weights file, for the codecs given as
 
 
 def split_label(name: str) -> tuple[str, str]:
-    """(label, what to load) of a codec as `--codecs` names it: LABEL=FILE, a weights FILE (labelled by its stem),
+    """(label, what to load) of a codec as `--codec` names it: LABEL=FILE, a weights FILE (labelled by its stem),
     a label given earlier in this process, or a codec name (its own label)."""
     label, sep, spec = name.partition("=")
     if sep and label and spec:
@@ -58,11 +59,10 @@ def split_label(name: str) -> tuple[str, str]:
 
 
 class Coder:
-    """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times).
-    A learned codec is a codec name or a weights file, labelled as `split_label` says."""
+    """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times)."""
 
-    def __init__(self, name: str) -> None:
-        self.name, spec = split_label(name)
+    def __init__(self, name: str, settings: Sequence[float] | None = None) -> None:
+        self.name, spec = split_label(name)  # a learned codec may be a weights file, labelled (see split_label)
         if spec in CLASSICAL:
             self.classical = CLASSICAL[spec]
             self.settings = tuple(self.classical.settings)
@@ -74,6 +74,25 @@ class Coder:
             if spec != self.name:
                 _LABELLED[self.name] = spec
             self.settings = tuple(range(1, self.learned.qualities + 1))
+        if settings is not None:
+            self.settings = self._checked(settings)
+
+    def _checked(self, settings: Sequence[float]) -> tuple[float, ...]:
+        """The chosen settings, sorted, each one the codec takes (else `LicodecError` naming its range)."""
+        chosen = tuple(sorted({float(s) if not float(s).is_integer() else int(s) for s in settings}))
+        if self.classical is not None:
+            low, high = min(self.classical.all_settings), max(self.classical.all_settings)
+            unit = "settings"
+        else:
+            low, high = 1, self.learned.qualities
+            unit = "integer qualities" if self.learned.quality_unit is not None else "qualities"
+        for setting in chosen:
+            integral = isinstance(setting, int) or self.classical is not None or self.learned.quality_unit is None
+            if not (low <= setting <= high and integral):
+                raise LicodecError(f"{self.name} takes {unit} from {low:g} to {high:g}, not {setting:g}")
+        if not chosen:
+            raise LicodecError(f"{self.name}: no qualities chosen")
+        return chosen
 
     @property
     def source(self) -> str:
@@ -120,6 +139,7 @@ class Coder:
             for setting in self.settings:
                 yield (setting, *self.code(x, setting))
             return
+        wanted = set(self.settings)
         from licodec.api import _pack, compress_tensor
         from licodec.bitstream import unpack
         from licodec.codecs.base import Encoded
@@ -134,30 +154,59 @@ class Coder:
         with torch.no_grad():
             for k, x_hat in enumerate(codec.decompress_each(whole), start=1):
                 decode_s = time.perf_counter() - start
+                if k not in wanted:
+                    continue
                 prefix = Encoded(sections[: codec.sections_for(k)], header.height, header.width, k)
-                yield (float(k), _pack(codec, prefix, 3), x_hat, encode_s if k == len(self.settings) else math.nan,
+                yield (float(k), _pack(codec, prefix, 3), x_hat, encode_s if k == self.settings[-1] else math.nan,
                        decode_s)
 
 
-_CODERS: dict[str, Coder] = {}
+_CODERS: dict[tuple[str, tuple | None], Coder] = {}
+_PROGRESS = None  # in a worker process: the queue that each finished point is announced on
 
 
-def _coder(name: str) -> Coder:
-    if name not in _CODERS:
-        _CODERS[name] = Coder(name)
-    return _CODERS[name]
+def _coder(name: str, settings: Sequence[float] | None = None) -> Coder:
+    key = (name, None if settings is None else tuple(settings))
+    if key not in _CODERS:
+        _CODERS[key] = Coder(name, settings)
+    return _CODERS[key]
 
 
-def evaluate_image(path: Path, codecs: list[str]) -> list[Point]:
-    """Every codec at every setting on one image."""
+def parse_qualities(specs: Sequence[str], codecs: Sequence[str]) -> dict[str, tuple[float, ...]]:
+    """`--qualities` values -> codec -> the settings to evaluate. A value is `CODEC=Q1,Q2,...` for one codec, or
+    `Q1,Q2,...` for every learned codec (classical codecs keep their sweep unless named). Codecs not mentioned keep
+    every setting."""
+    chosen: dict[str, tuple[float, ...]] = {}
+    for spec in specs:
+        name, _, values = spec.rpartition("=")
+        try:
+            numbers = tuple(float(v) for v in values.split(",") if v.strip())
+        except ValueError:
+            raise LicodecError(f"--qualities {spec!r}: expected [CODEC=]Q1,Q2,... with numbers") from None
+        if name and name not in codecs:
+            raise LicodecError(f"--qualities {spec!r}: {name} is not among the evaluated codecs")
+        for codec in [name] if name else [c for c in codecs if c not in CLASSICAL]:
+            chosen[codec] = numbers
+    return chosen
+
+
+def evaluate_image(path: Path, codecs: list[str], settings: dict[str, tuple] | None = None,
+                   progress: Callable[[str], None] | None = None) -> list[Point]:
+    """Every codec at each of its settings (all of them, or those `settings` names) on one image; `progress` is
+    called with the codec's name after each point."""
     x, _ = read_image(path)
     height, width = x.shape[-2:]
     points = []
     for name in codecs:
-        for setting, data, x_hat, encode_s, decode_s in _coder(name).code_all(x):
-            points.append(Point(_coder(name).name, setting, path.name, len(data), 8 * len(data) / (height * width),
+        coder = _coder(name, (settings or {}).get(name))
+        for setting, data, x_hat, encode_s, decode_s in coder.code_all(x):
+            points.append(Point(coder.name, setting, path.name, len(data), 8 * len(data) / (height * width),
                                 psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s,
-                                _coder(name).source))
+                                coder.source))
+            if progress is not None:
+                progress(name)
+            elif _PROGRESS is not None:
+                _PROGRESS.put(name)
     return points
 
 
@@ -180,11 +229,14 @@ def make_thumbnails(images: list[Path], size: int, folder: Path) -> list[Path]:
     return thumbnails
 
 
-def _worker_init() -> None:
+def _worker_init(progress=None) -> None:
+    global _PROGRESS
     torch.set_num_threads(1)
+    _PROGRESS = progress
 
 
-def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> dict[tuple[str, str], list[Point]]:
+def _reusable(earlier: list[Point], codecs: list[str], images: list[Path],
+              settings: dict[str, tuple] | None = None) -> dict[tuple[str, str], list[Point]]:
     """(codec, image name) -> the earlier points that stand for it: made by the same source at every setting."""
     found: dict[tuple[str, str], list[Point]] = {}
     for point in earlier:
@@ -192,42 +244,56 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path]) -> di
     names = {path.name for path in images}
     labels = {split_label(name)[0]: name for name in codecs}
     keep = {}
-    for (codec, image), group in found.items():
-        if codec not in labels or image not in names:
+    for (label, image), group in found.items():
+        if label not in labels or image not in names:
             continue
-        coder = _coder(labels[codec])
+        codec = labels[label]
+        coder = _coder(codec, (settings or {}).get(codec))
         if all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(
                 float(s) for s in coder.settings):
-            keep[labels[codec], image] = sorted(group, key=lambda p: p.quality)
+            keep[codec, image] = sorted(group, key=lambda p: p.quality)
     return keep
 
 
 def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True,
-             reuse: list[Point] = ()) -> list[Point]:
-    """Code every image with every codec at every setting, for real, `jobs` images at a time; points of `reuse`
-    made by the same weights or libraries at the same settings are kept instead of coding again."""
+             reuse: list[Point] = (), settings: dict[str, tuple] | None = None) -> list[Point]:
+    """Code every image with every codec at each of its settings (all, or those `settings` names per codec), for
+    real, `jobs` (image, codec) pairs at a time; points of `reuse` made by the same weights or libraries at the
+    same settings are kept instead of coding again. The progress bar counts points and names the codec."""
+    settings = settings or {}
     for name in codecs:
-        _coder(name)  # fail early, in this process, on an unknown codec or missing weights
-    kept = _reusable(list(reuse), codecs, images)
-    todo = [[name for name in codecs if (name, path.name) not in kept] for path in images]
-    coded: list[list[Point]] = [[] for _ in images]
-    work = [i for i, names in enumerate(todo) if names]
-    with tqdm(total=len(work), desc="evaluating", unit="image", disable=not progress) as bar:
+        _coder(name, settings.get(name))  # fail early, in this process, on an unknown codec or a bad setting
+    kept = _reusable(list(reuse), codecs, images, settings)
+    work = [(i, name) for i, path in enumerate(images) for name in codecs if (name, path.name) not in kept]
+    total = sum(len(_coder(name, settings.get(name)).settings) for _, name in work)
+    coded: dict[tuple[int, str], list[Point]] = {}
+    with tqdm(total=total, desc="evaluating", unit="point", disable=not progress) as bar:
+
+        def tick(name: str) -> None:
+            bar.set_postfix_str(name, refresh=False)
+            bar.update(1)
+
         if jobs <= 1:
-            for i in work:
-                coded[i] = evaluate_image(images[i], todo[i])
-                bar.update(1)
+            for i, name in work:
+                coded[i, name] = evaluate_image(images[i], [name], settings, tick)
         else:
             context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init) as pool:
-                results = pool.map(evaluate_image, [images[i] for i in work], [todo[i] for i in work])
-                for i, result in zip(work, results, strict=True):
-                    coded[i] = result
-                    bar.update(1)
+            queue = context.Queue()
+            with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init, initargs=(queue,)) as pool:
+                futures = {pool.submit(evaluate_image, images[i], [name], settings): (i, name) for i, name in work}
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+                    while not queue.empty():
+                        tick(queue.get())
+                    for future in done:
+                        coded[futures[future]] = future.result()
+            while not queue.empty():
+                tick(queue.get())
     points: list[Point] = []
-    for path, new in zip(images, coded, strict=True):
+    for i, path in enumerate(images):
         for name in codecs:
-            points += kept.get((name, path.name)) or [p for p in new if p.codec == _coder(name).name]
+            points += kept.get((name, path.name)) or coded.get((i, name), [])
     return points
 
 

@@ -3,6 +3,8 @@ import math
 import subprocess
 import sys
 
+import pytest
+
 from licodec import zoo
 from tests.conftest import kodak_image
 
@@ -16,9 +18,9 @@ def test_eval_command_on_two_images(tmp_path):
     for name in ("kodim01.png", "kodim02.png"):
         Image.open(kodak / name).crop((0, 0, 256, 176)).save(images / name)
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codec", "balle2018-hyperprior,jpeg",
                              "--published", str(kodak.parents[1] / "anchors"), "--jobs", "1",
-                             "--dataset", str(images), "--out", str(out)], capture_output=True, timeout=600)
+                             "--dataset", str(images), "--output", str(out)], capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert set(results["mean"]) == {"balle2018-hyperprior", "jpeg"}
@@ -35,8 +37,8 @@ def test_eval_command_on_two_images(tmp_path):
     assert "Cross-check" in (out / "report.md").read_text()
 
     before = (out / "points.csv").read_text()  # again with --reuse: nothing is coded, the times are the same
-    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
-                             "--jobs", "1", "--dataset", str(images), "--out", str(out), "--reuse"],
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codec", "balle2018-hyperprior,jpeg",
+                             "--jobs", "1", "--dataset", str(images), "--output", str(out), "--reuse"],
                             capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert (out / "points.csv").read_text() == before
@@ -79,9 +81,9 @@ def test_eval_on_thumbnails(tmp_path):
     assert [p.name for p in thumbnails] == ["kodim01.png", "kodim04.png"]
     assert all(Image.open(p).size == (32, 32) for p in thumbnails)
     out = tmp_path / "out"
-    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codecs", "balle2018-hyperprior,jpeg",
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "eval", "--codec", "balle2018-hyperprior,jpeg",
                              "--jobs", "1", "--limit", "2", "--thumbnails", "32", "--dataset", str(kodak),
-                             "--out", str(out)], capture_output=True, timeout=600)
+                             "--output", str(out)], capture_output=True, timeout=600)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     results = json.loads((out / "results.json").read_text())
     assert {p["image"] for p in results["points"]} == {"kodim01.png", "kodim02.png"}
@@ -146,8 +148,8 @@ def test_an_evaluation_reuses_only_points_made_the_same_way(tmp_path, monkeypatc
 
     calls = []
     coding = run.evaluate_image
-    monkeypatch.setattr(run, "evaluate_image", lambda path, codecs: calls.append((path.name, codecs)) or
-                        coding(path, codecs))
+    monkeypatch.setattr(run, "evaluate_image", lambda path, codecs, *rest: calls.append((path.name, codecs)) or
+                        coding(path, codecs, *rest))
     second = run.evaluate(["jpeg", "webp"], images, progress=False, reuse=earlier)
     assert calls == [("kodim01.png", ["webp"]), ("kodim02.png", ["webp"])]
     assert [p for p in second if p.codec == "jpeg"] == first
@@ -168,3 +170,43 @@ def test_a_learned_codecs_points_record_its_weights_hash():
     from licodec.eval.run import _coder
 
     assert _coder("balle2018-hyperprior").source == zoo.load("balle2018-hyperprior").weights_hash
+
+
+def test_chosen_qualities_and_progress_per_point(tmp_path):
+    from PIL import Image
+
+    from licodec.errors import LicodecError
+    from licodec.eval import run
+
+    assert run.parse_qualities(["2,4", "jpeg=10,90"], ["balle2018-hyperprior", "jpeg"]) == {
+        "balle2018-hyperprior": (2.0, 4.0), "jpeg": (10.0, 90.0)}
+    with pytest.raises(LicodecError, match="not among"):
+        run.parse_qualities(["webp=10"], ["jpeg"])
+    with pytest.raises(LicodecError, match="from 1 to"):
+        run.Coder("balle2017-factorized", (0.5,))
+    with pytest.raises(LicodecError, match="integer qualities"):
+        run.Coder("toderici2016", (2.5,))
+    image = tmp_path / "kodim01.png"
+    Image.open(kodak_image(1)).crop((0, 0, 176, 168)).save(image)
+    ticks = []
+    points = run.evaluate_image(image, ["balle2018-hyperprior", "jpeg"],
+                                {"balle2018-hyperprior": (2, 3.5), "jpeg": (20,)}, ticks.append)
+    assert [(p.codec, p.quality) for p in points] == [("balle2018-hyperprior", 2), ("balle2018-hyperprior", 3.5),
+                                                      ("jpeg", 20)]
+    assert ticks == ["balle2018-hyperprior", "balle2018-hyperprior", "jpeg"]
+
+
+def test_parallel_evaluation_matches_serial(tmp_path):
+    from PIL import Image
+
+    from licodec.eval import run
+
+    images = []
+    for index in (1, 2):
+        images.append(tmp_path / f"kodim0{index}.png")
+        Image.open(kodak_image(index)).crop((0, 0, 176, 168)).save(images[-1])
+    settings = {"jpeg": (20, 60), "webp": (50,)}
+    serial = run.evaluate(["jpeg", "webp"], images, jobs=1, progress=False, settings=settings)
+    parallel = run.evaluate(["jpeg", "webp"], images, jobs=2, progress=True, settings=settings)
+    key = [(p.codec, p.image, p.quality, p.bytes, p.psnr) for p in serial]
+    assert key == [(p.codec, p.image, p.quality, p.bytes, p.psnr) for p in parallel] and len(key) == 6
