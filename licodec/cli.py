@@ -718,7 +718,7 @@ def weights_verify() -> None:
     """Load every file of the store and check its hash against its name or manifest."""
     from licodec import store
 
-    problems = store.verify()
+    problems = store.verify(progress=True)
     for kind, path, problem in problems:
         click.echo(f"licodec: {kind} {path}: {problem}", err=True)
     if problems:

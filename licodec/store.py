@@ -302,32 +302,32 @@ def remove(hash_or_prefix: str) -> Entry:
     return mine[0]
 
 
-def verify() -> list[tuple[str, Path, str]]:
+def verify(progress: bool = False) -> list[tuple[str, Path, str]]:
     """Check every file of the store: (kind, path, problem) for each one that does not load or whose name or
-    manifest promises another hash; an empty list when all is well. Loads every file (slow for a big store)."""
+    manifest promises another hash; an empty list when all is well. Loads every file (`progress`: a bar)."""
+    from tqdm import tqdm
+
     from licodec import zoo
 
-    problems = []
+    items = []
     for kind, folder in folders():
         if kind == "archive":
-            items = [(folder / item["file"], item["hash"]) for item in _archive_manifest(folder)]
+            items += [(kind, folder / item["file"], item["hash"]) for item in _archive_manifest(folder)]
         elif folder.is_dir():
-            items = [(path, None) for path in sorted(folder.glob("*.safetensors"))]
-        else:
-            continue
-        for path, promised in items:
-            try:
-                data = path.read_bytes()
-                actual = zoo.digest(data)
-                if promised is None and kind == "user":
-                    promised = path.stem.rpartition("-")[2]
-                if promised and actual != promised:
-                    problems.append((kind, path, f"hash is {actual}, expected {promised} (damaged)"))
-                    continue
-                zoo.from_bytes(data)
-            except OSError as error:
-                problems.append((kind, path, f"cannot read ({error.strerror})"))
-            except (WeightsError, CodecError) as error:
-                problems.append((kind, path, str(error)))
+            items += [(kind, path, None) for path in sorted(folder.glob("*.safetensors"))]
+    problems = []
+    for kind, path, promised in tqdm(items, desc="verifying", unit="file", disable=not progress):
+        try:
+            data = path.read_bytes()
+            actual = zoo.digest(data)
+            if promised is None and kind == "user":
+                promised = path.stem.rpartition("-")[2]
+            if promised and actual != promised:
+                problems.append((kind, path, f"hash is {actual}, expected {promised} (damaged)"))
+                continue
+            zoo.from_bytes(data)
+        except OSError as error:
+            problems.append((kind, path, f"cannot read ({error.strerror})"))
+        except (WeightsError, CodecError) as error:
+            problems.append((kind, path, str(error)))
     return problems
-
