@@ -109,15 +109,8 @@ def from_bytes(data: bytes) -> Codec:
         raise WeightsError(f"weights of codec {metadata['codec']!r}, which this licodec does not know") from None
     if "base" in metadata:
         tensors = {**_base_tensors(metadata["base"], metadata.get("base_hash", "")), **tensors}
-    filters = config.pop("density_filters", None)
-    scale_levels = config.pop("scale_levels", None)
-    scale_rounding = config.pop("scale_rounding", "nearest")
     try:
-        codec = cls(**config)
-        if filters is not None:
-            set_density_filters(codec, tuple(filters))
-        if scale_levels is not None:
-            set_scale_levels(codec, int(scale_levels), scale_rounding)
+        codec = build(cls, config)
     except (TypeError, ValueError, CodecError) as error:
         raise WeightsError(f"weights file does not match codec {metadata['codec']!r} ({error})") from None
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
@@ -138,6 +131,21 @@ def from_bytes(data: bytes) -> Codec:
     codec.weights_hash = digest(data)
     codec.provenance = json.loads(metadata.get("provenance", "{}"))
     return codec
+
+def build(cls: type[Codec], config: dict) -> Codec:
+    """A codec of class `cls` from a weights file's configuration: its constructor's arguments, plus the entropy
+    model options that `set_density_filters` and `set_scale_levels` record (imported weights)."""
+    config = dict(config)
+    filters = config.pop("density_filters", None)
+    scale_levels = config.pop("scale_levels", None)
+    scale_rounding = config.pop("scale_rounding", "nearest")
+    codec = cls(**config)
+    if filters is not None:
+        set_density_filters(codec, tuple(filters))
+    if scale_levels is not None:
+        set_scale_levels(codec, int(scale_levels), scale_rounding)
+    return codec
+
 
 def set_density_filters(codec: Codec, filters: tuple[int, ...]) -> None:
     """Give every factorized density of `codec` hidden layers of these widths (licodec's own have (3, 3, 3);
@@ -227,7 +235,7 @@ def index() -> dict:
             "file": path.name,
             "bytes": len(data),
             "hash": digest(data),
-            "qualities": codec_class(metadata["codec"])(**config).qualities,  # lambdas, bottlenecks, iterations
+            "qualities": build(codec_class(metadata["codec"]), config).qualities,  # lambdas, bottlenecks, iterations
             "lmbdas": config.get("lmbdas", []),
             "config": config,
             "provenance": json.loads(metadata.get("provenance", "{}")),
