@@ -734,8 +734,8 @@ def import_group() -> None:
 @import_group.command(name="compressai")
 @click.option("--arch", required=True, help="CompressAI architecture: bmshj2018-factorized or bmshj2018-hyperprior.")
 @click.argument("checkpoints", nargs=-1, required=True)
-@click.option("-o", "--output", required=True,
-              help="Weights file to write (a folder, one file per checkpoint, when several are given).")
+@click.option("-o", "--output", required=True, help="Weights file to write (several checkpoints: one `stacked` file, "
+                                                  "a level per checkpoint).")
 @click.option("--lmbda", default=None, help="Comma-separated lambdas, one per checkpoint (default: from CompressAI "
                                            "zoo file names, <arch>-<quality>-<hash>.pth.tar).")
 @click.option("--fp16", is_flag=True, help="Round the weights to fp16 as licodec's zoo does (half the size).")
@@ -756,21 +756,22 @@ def import_compressai(arch: str, checkpoints: tuple[str, ...], output: str, lmbd
         raise click.BadParameter("expects comma-separated numbers", param_hint="--lmbda") from None
     if lmbdas is not None and len(lmbdas) != len(checkpoints):
         raise LicodecError(f"--lmbda gives {len(lmbdas)} lambdas for {len(checkpoints)} checkpoints")
-    if len(checkpoints) == 1:
-        targets = [Path(output)]
-    else:  # licodec shares one model's transforms between its levels; CompressAI's qualities have their own
-        Path(output).mkdir(parents=True, exist_ok=True)
-        targets = [Path(output) / (Path(c).name.split(".")[0] + ".safetensors") for c in checkpoints]
-    for target in targets:
-        _refuse_existing(str(target), force)
+    _refuse_existing(output, force)
     codecs = import_checkpoints(arch, list(checkpoints), lmbdas, scale_rounding)
-    for checkpoint, codec, target in zip(checkpoints, codecs, targets):
-        provenance = {"imported_from": "compressai", "arch": arch, "checkpoint": Path(checkpoint).name,
-                      "lmbda": codec.lmbdas[0]}
-        data = zoo.to_bytes(codec, provenance, half=fp16)
-        write_atomic(target, data, overwrite=force)
-        click.echo(f"{checkpoint} -> {target}: {codec.name} weights {zoo.digest(data)} (N={codec.config['N']}, "
-                   f"M={codec.config['M']}, lambda {codec.lmbdas[0]:g})", err=True)
+    if len(codecs) == 1:
+        codec = codecs[0]
+    else:  # CompressAI's qualities are separate models; licodec's own levels share one model's transforms
+        from licodec.codecs.stacked import Stacked
+
+        codec = Stacked.of(codecs)
+    provenance = {"imported_from": "compressai", "arch": arch, "checkpoints": [Path(c).name for c in checkpoints],
+                  "lmbdas": list(codec.lmbdas)}
+    data = zoo.to_bytes(codec, provenance, half=fp16)
+    write_atomic(output, data, overwrite=force)
+    shape = ", ".join(f"N={c.config['N']} M={c.config['M']}" for c in codecs)
+    click.echo(f"{output}: {codec.name} weights {zoo.digest(data)}, {codec.qualities} level"
+               f"{'s' if codec.qualities > 1 else ''} ({shape}; lambdas {', '.join(f'{v:g}' for v in codec.lmbdas)})",
+               err=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from licodec.codecs import (  # noqa: F401
     mentzer2018,
     minnen2018,
     rippel2017,
+    stacked,
     theis2017,
     toderici,
 )

@@ -9,7 +9,8 @@ layer, so their weights carry over unchanged:
 | bmshj2018-hyperprior | balle2018-hyperprior | the same, plus h_a and h_s                              |
 
 GDN's beta and gamma are stored as sqrt(value + pedestal) by both toolkits, so they carry over as they are.
-The imported file has one quality level per checkpoint file. Its gain is 1, and its density is the checkpoint's
+Each checkpoint becomes a model of one quality level (several of them: one `stacked` file, a level each). Its gain
+is 1, and its density is the checkpoint's
 entropy bottleneck (CompressAI's has four hidden layers, licodec's three: the file records `density_filters`).
 The hyperprior keeps CompressAI's 64 scales (`scale_levels`; licodec's own models have 128) and, by default, its
 rule of coding with the first table scale at or above the predicted one (`scale_rounding`; licodec's own models

@@ -114,17 +114,31 @@ def test_scale_rounding_up_takes_the_first_table_scale_at_or_above(tmp_path):
     assert reloaded.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
 
 
-def test_several_checkpoints_become_one_file_each(tmp_path):
-    checkpoints = []
-    for quality, seed in ((1, 0), (2, 1)):
-        path = tmp_path / f"bmshj2018-factorized-prior-{quality}-0000abcd.pth.tar"
-        torch.save(compressai_layout(small_codec("balle2017-factorized", seed)), path)
+def test_several_checkpoints_become_one_stacked_file_with_a_level_each(tmp_path):
+    checkpoints, singles = [], []
+    for quality, seed in ((2, 1), (1, 0)):
+        path = tmp_path / f"bmshj2018-hyperprior-{quality}-0000abcd.pth.tar"
+        torch.save(compressai_layout(small_codec("balle2018-hyperprior", seed)), path)
         checkpoints.append(str(path))
-    result = CliRunner().invoke(main, ["import", "compressai", "--arch", "bmshj2018-factorized", *checkpoints,
-                                       "-o", str(tmp_path / "out")])
+        single = tmp_path / f"single-{quality}.safetensors"
+        assert CliRunner().invoke(main, ["import", "compressai", "--arch", "bmshj2018-hyperprior", str(path), "-o",
+                                         str(single)]).exit_code == 0
+        singles.append(licodec.load(str(single)))
+    out = tmp_path / "stacked.safetensors"
+    result = CliRunner().invoke(main, ["import", "compressai", "--arch", "bmshj2018-hyperprior", *checkpoints,
+                                       "-o", str(out)])
     assert result.exit_code == 0, result.stderr
-    files = sorted((tmp_path / "out").glob("*.safetensors"))
-    assert [licodec.load(str(f)).lmbdas for f in files] == [(0.0018,), (0.0035,)]
+    stacked = licodec.load(str(out))
+    assert stacked.name == "stacked" and stacked.qualities == 2 and stacked.lmbdas == (0.0018, 0.0035)
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    for quality, single in ((1, singles[1]), (2, singles[0])):  # levels by lambda, whatever the order given
+        assert stacked.compress(x, quality).sections == single.compress(x, 1).sections
+        data = licodec.compress(x, weights=str(out), quality=quality)
+        assert licodec.decompress(data, weights=str(out)).size == (64, 64)
+    with pytest.raises(licodec.CodecError, match="an integer"):
+        licodec.compress(x, weights=str(out), quality=1.5)
+    with pytest.raises(licodec.CodecError, match="trained one by one"):
+        stacked(x, torch.tensor([0]))
 
 
 def test_bad_imports_get_one_line(tmp_path):
