@@ -10,8 +10,8 @@ layer, so their weights carry over unchanged:
 
 GDN's beta and gamma are stored as sqrt(value + pedestal) by both toolkits, so they carry over as they are.
 Each checkpoint becomes a model of one quality level (several of them: one `stacked` file, a level each). Its gain
-is 1, and its density is the checkpoint's
-entropy bottleneck (CompressAI's has four hidden layers, licodec's three: the file records `density_filters`).
+is 1, and its density is the checkpoint's entropy bottleneck (CompressAI's has four hidden layers, licodec's
+three: the file records `density_filters`).
 The hyperprior keeps CompressAI's 64 scales (`scale_levels`; licodec's own models have 128) and, by default, its
 rule of coding with the first table scale at or above the predicted one (`scale_rounding`; licodec's own models
 take the nearest, which makes files about 3 % smaller on the models measured here). licodec then builds its own
