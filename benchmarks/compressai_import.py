@@ -144,14 +144,15 @@ def main() -> int:
     args = parser.parse_args()
     try:
         import compressai
-        from compressai.models import FactorizedPrior, ScaleHyperprior
+        from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
     except ImportError:
         print("compressai_import: needs CompressAI (run from an environment with compressai 1.2.8)", file=sys.stderr)
         return 1
     torch.set_num_threads(1)
     images = crops(args.size)
     rows = []
-    for arch, cls in (("bmshj2018-factorized", FactorizedPrior), ("bmshj2018-hyperprior", ScaleHyperprior)):
+    for arch, cls in (("bmshj2018-factorized", FactorizedPrior), ("bmshj2018-hyperprior", ScaleHyperprior),
+                      ("mbt2018-mean", MeanScaleHyperprior)):
         for kind, (N, M), steps in (("random", (128, 192), 0), ("trained", (64, 96), args.steps)):
             if kind == "trained" and not steps:
                 continue
@@ -161,10 +162,10 @@ def main() -> int:
             if steps:
                 train(net, steps, 0.013, 0)
             net.eval()
-            for rounding in ("up", "nearest") if arch == "bmshj2018-hyperprior" else ("up",):
+            for rounding in ("up", "nearest") if arch != "bmshj2018-factorized" else ("up",):
                 result = compare(arch, net, images, rounding)
                 label = f"{kind} {N}/{M}" + (f", {steps} steps" if steps else "")
-                if arch == "bmshj2018-hyperprior":
+                if arch != "bmshj2018-factorized":
                     label += f", scales {rounding}"
                 rows.append((arch, label, result, time.perf_counter() - start))
     print(f"CompressAI {compressai.__version__}, torch {torch.__version__}, {platform.processor() or 'CPU'}; "

@@ -7,6 +7,7 @@ layer, so their weights carry over unchanged:
 |---|---|---|
 | bmshj2018-factorized | balle2017-factorized | g_a, g_s (GDN beta and gamma alike), entropy bottleneck |
 | bmshj2018-hyperprior | balle2018-hyperprior | the same, plus h_a and h_s                              |
+| mbt2018-mean         | balle2018-mean-scale | the same, with h_a and h_s's LeakyReLUs (`hyper_leaky_relu`) |
 
 GDN's beta and gamma are stored as sqrt(value + pedestal) by both toolkits, so they carry over as they are.
 Each checkpoint becomes a model of one quality level (several of them: one `stacked` file, a level each). Its gain
@@ -19,8 +20,7 @@ integer CDF tables from those weights, and, for the hyperprior, its integer hype
 bit-exactly on any machine. Their sizes differ slightly from CompressAI's strings: licodec quantizes the
 probabilities its own way, and picks the scales with an integer h_s.
 
-mbt2018-mean and mbt2018 are refused: their hyper transforms use LeakyReLU, and licodec's mean-scale and joint
-models (and its integer networks) use ReLU.
+mbt2018 is refused: its context model and entropy-parameter network are not mapped onto minnen2018-joint yet.
 """
 
 from __future__ import annotations
@@ -34,12 +34,14 @@ import torch
 from licodec.codecs.base import Codec
 from licodec.errors import WeightsError
 
-ARCHITECTURES = {"bmshj2018-factorized": "balle2017-factorized", "bmshj2018-hyperprior": "balle2018-hyperprior"}
+ARCHITECTURES = {"bmshj2018-factorized": "balle2017-factorized", "bmshj2018-hyperprior": "balle2018-hyperprior",
+                 "mbt2018-mean": "balle2018-mean-scale"}
 REFUSED = {
-    "mbt2018-mean": "its hyper transforms use LeakyReLU; licodec's balle2018-mean-scale and its integer networks "
-                    "use ReLU",
-    "mbt2018": "its hyper transforms use LeakyReLU; licodec's minnen2018-joint and its integer networks use ReLU",
+    "mbt2018": "its context model and entropy-parameter network are not mapped onto licodec's minnen2018-joint "
+               "yet",
 }
+#: CompressAI's hyper transforms of mbt2018-mean use nn.LeakyReLU with its default slope.
+LEAKY_SLOPE = 0.01
 #: The MSE lambdas of CompressAI's bmshj2018 zoo, by quality (its checkpoints are named <arch>-<quality>-<hash>).
 ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
 #: CompressAI's Gaussian conditional: 64 scales from 0.11 to 256, log-spaced (licodec's own tables have 128).
@@ -120,8 +122,10 @@ def convert(arch: str, state: dict[str, torch.Tensor], lmbda: float, scale_round
     codec = codec_class(ARCHITECTURES[arch])(N=N, M=M, lmbdas=(float(lmbda),))
     bottleneck = _bottleneck(state)
     zoo.set_density_filters(codec, _filters(bottleneck))
-    if arch == "bmshj2018-hyperprior":
+    if arch != "bmshj2018-factorized":
         zoo.set_scale_levels(codec, SCALE_LEVELS, scale_rounding)
+    if arch == "mbt2018-mean":
+        zoo.set_hyper_leaky_relu(codec, LEAKY_SLOPE)
     mapped = {}
     for theirs, ours in (("g_a", "analysis"), ("g_s", "synthesis")):
         for k in _CONVOLUTIONS:
@@ -131,7 +135,7 @@ def convert(arch: str, state: dict[str, torch.Tensor], lmbda: float, scale_round
             for part in ("beta", "gamma"):
                 mapped[f"{ours}.{k}.{part}.raw"] = state.get(f"{theirs}.{k}.{part}")
     density = "densities.levels.0"
-    if arch == "bmshj2018-hyperprior":
+    if arch != "bmshj2018-factorized":
         density = "hyper_densities.levels.0"
         for theirs, ours in (("h_a", "hyper_analysis"), ("h_s", "hyper_synthesis")):
             for k in (0, 2, 4):

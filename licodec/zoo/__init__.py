@@ -139,12 +139,26 @@ def build(cls: type[Codec], config: dict) -> Codec:
     filters = config.pop("density_filters", None)
     scale_levels = config.pop("scale_levels", None)
     scale_rounding = config.pop("scale_rounding", "nearest")
+    leaky_slope = config.pop("hyper_leaky_relu", None)
     codec = cls(**config)
+    if leaky_slope is not None:
+        set_hyper_leaky_relu(codec, float(leaky_slope))
     if filters is not None:
         set_density_filters(codec, tuple(filters))
     if scale_levels is not None:
         set_scale_levels(codec, int(scale_levels), scale_rounding)
     return codec
+
+
+def set_hyper_leaky_relu(codec: Codec, slope: float) -> None:
+    """Make the ReLUs of `codec`'s hyper transforms (modules named hyper_analysis / hyper_synthesis) LeakyReLUs of
+    this negative slope (CompressAI's mean-scale model has them), recorded in its config as `hyper_leaky_relu`."""
+    for name, module in list(codec.named_modules()):
+        if name.rpartition(".")[2] in ("hyper_analysis", "hyper_synthesis") and isinstance(module, torch.nn.Sequential):
+            for index, layer in enumerate(module):
+                if isinstance(layer, torch.nn.ReLU):
+                    module[index] = torch.nn.LeakyReLU(slope)
+    codec.config["hyper_leaky_relu"] = slope
 
 
 def set_density_filters(codec: Codec, filters: tuple[int, ...]) -> None:

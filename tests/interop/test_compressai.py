@@ -46,16 +46,21 @@ def random_bottleneck(channels: int, filters=(3, 3, 3, 3), seed: int = 0) -> dic
     return out
 
 
-@pytest.mark.parametrize(("arch", "name"), [("bmshj2018-factorized", "balle2017-factorized"),
-                                            ("bmshj2018-hyperprior", "balle2018-hyperprior")])
+ARCHITECTURES = [("bmshj2018-factorized", "balle2017-factorized"), ("bmshj2018-hyperprior", "balle2018-hyperprior"),
+                 ("mbt2018-mean", "balle2018-mean-scale")]
+
+
+@pytest.mark.parametrize(("arch", "name"), ARCHITECTURES)
 def test_a_state_dict_in_compressai_layout_imports_to_the_same_model(arch, name):
     source = small_codec(name)
     imported = convert(arch, compressai_layout(source), 0.01)
     with torch.no_grad():  # gain 1 and level 0's density: then the source codes as the import does
         source.gain.log_gain.zero_()
         source.gain.log_inverse_gain.zero_()
-    if arch == "bmshj2018-hyperprior":  # the import keeps CompressAI's 64 scales
+    if arch != "bmshj2018-factorized":  # the import keeps CompressAI's 64 scales (and mbt2018-mean's LeakyReLUs)
         zoo.set_scale_levels(source, 64, "up")
+        if arch == "mbt2018-mean":
+            zoo.set_hyper_leaky_relu(source, 0.01)
         source.update()
     source.prepare()
     mine, theirs = source.state_dict(), imported.state_dict()
@@ -66,10 +71,9 @@ def test_a_state_dict_in_compressai_layout_imports_to_the_same_model(arch, name)
     assert torch.equal(imported.decompress(imported.compress(x, 1)), source.decompress(source.compress(x, 1)))
 
 
-@pytest.mark.parametrize("arch", ["bmshj2018-factorized", "bmshj2018-hyperprior"])
+@pytest.mark.parametrize(("arch", "name"), ARCHITECTURES)
 @pytest.mark.parametrize("spelling", ["matrices.{k}", "_matrix{k}", "_matrices.{k}"])
-def test_compressai_bottlenecks_of_four_hidden_layers_survive_the_weights_file(arch, spelling, tmp_path):
-    name = "balle2017-factorized" if arch == "bmshj2018-factorized" else "balle2018-hyperprior"
+def test_compressai_bottlenecks_of_four_hidden_layers_survive_the_weights_file(arch, name, spelling, tmp_path):
     state = {k: v for k, v in compressai_layout(small_codec(name)).items() if not k.startswith("entropy_bottleneck")}
     channels = 24 if arch == "bmshj2018-factorized" else 16
     for key, value in random_bottleneck(channels).items():
@@ -153,7 +157,7 @@ def test_bad_imports_get_one_line(tmp_path):
     junk = tmp_path / "junk.pth.tar"
     junk.write_bytes(b"not a checkpoint")
     out = str(tmp_path / "a.safetensors")
-    fails(["--arch", "mbt2018-mean", str(junk), "-o", out, "--lmbda", "0.01"], "LeakyReLU")
+    fails(["--arch", "mbt2018", str(junk), "-o", out, "--lmbda", "0.01"], "not mapped")
     fails(["--arch", "bmshj2018-factorized", str(junk), "-o", out, "--lmbda", "0.01"], "not a PyTorch checkpoint")
     fails(["--arch", "bmshj2018-factorized", str(tmp_path / "none.pth"), "-o", out], "no such checkpoint")
     partial = tmp_path / "partial.pth"
@@ -182,7 +186,8 @@ def test_against_compressai_itself():
     torch.manual_seed(0)
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(4))
     for arch, cls in (("bmshj2018-factorized", models.FactorizedPrior),
-                      ("bmshj2018-hyperprior", models.ScaleHyperprior)):
+                      ("bmshj2018-hyperprior", models.ScaleHyperprior),
+                      ("mbt2018-mean", models.MeanScaleHyperprior)):
         net = cls(32, 48).eval()
         net.update(force=True)
         codec = zoo.from_bytes(zoo.to_bytes(convert(arch, net.state_dict(), 0.01), {}, half=False))
