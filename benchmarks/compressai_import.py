@@ -144,7 +144,12 @@ def main() -> int:
     args = parser.parse_args()
     try:
         import compressai
-        from compressai.models import FactorizedPrior, MeanScaleHyperprior, ScaleHyperprior
+        from compressai.models import (
+            FactorizedPrior,
+            JointAutoregressiveHierarchicalPriors,
+            MeanScaleHyperprior,
+            ScaleHyperprior,
+        )
     except ImportError:
         print("compressai_import: needs CompressAI (run from an environment with compressai 1.2.8)", file=sys.stderr)
         return 1
@@ -152,7 +157,7 @@ def main() -> int:
     images = crops(args.size)
     rows = []
     for arch, cls in (("bmshj2018-factorized", FactorizedPrior), ("bmshj2018-hyperprior", ScaleHyperprior),
-                      ("mbt2018-mean", MeanScaleHyperprior)):
+                      ("mbt2018-mean", MeanScaleHyperprior), ("mbt2018", JointAutoregressiveHierarchicalPriors)):
         for kind, (N, M), steps in (("random", (128, 192), 0), ("trained", (64, 96), args.steps)):
             if kind == "trained" and not steps:
                 continue

@@ -7,7 +7,8 @@ layer, so their weights carry over unchanged:
 |---|---|---|
 | bmshj2018-factorized | balle2017-factorized | g_a, g_s (GDN beta and gamma alike), entropy bottleneck |
 | bmshj2018-hyperprior | balle2018-hyperprior | the same, plus h_a and h_s                              |
-| mbt2018-mean         | balle2018-mean-scale | the same, with h_a and h_s's LeakyReLUs (`hyper_leaky_relu`) |
+| mbt2018-mean         | balle2018-mean-scale | the same, with h_a and h_s's LeakyReLUs (`leaky_relu`)    |
+| mbt2018              | minnen2018-joint     | the same, plus context_prediction and entropy_parameters  |
 
 GDN's beta and gamma are stored as sqrt(value + pedestal) by both toolkits, so they carry over as they are.
 Each checkpoint becomes a model of one quality level (several of them: one `stacked` file, a level each). Its gain
@@ -20,7 +21,7 @@ integer CDF tables from those weights, and, for the hyperprior, its integer hype
 bit-exactly on any machine. Their sizes differ slightly from CompressAI's strings: licodec quantizes the
 probabilities its own way, and picks the scales with an integer h_s.
 
-mbt2018 is refused: its context model and entropy-parameter network are not mapped onto minnen2018-joint yet.
+licodec's integer networks evaluate those LeakyReLUs exactly (the slope in 16 fractional bits).
 """
 
 from __future__ import annotations
@@ -35,12 +36,9 @@ from licodec.codecs.base import Codec
 from licodec.errors import WeightsError
 
 ARCHITECTURES = {"bmshj2018-factorized": "balle2017-factorized", "bmshj2018-hyperprior": "balle2018-hyperprior",
-                 "mbt2018-mean": "balle2018-mean-scale"}
-REFUSED = {
-    "mbt2018": "its context model and entropy-parameter network are not mapped onto licodec's minnen2018-joint "
-               "yet",
-}
-#: CompressAI's hyper transforms of mbt2018-mean use nn.LeakyReLU with its default slope.
+                 "mbt2018-mean": "balle2018-mean-scale", "mbt2018": "minnen2018-joint"}
+REFUSED: dict[str, str] = {}  # architectures CompressAI has and licodec cannot import, with the reason
+#: CompressAI's side networks of mbt2018-mean and mbt2018 use nn.LeakyReLU with its default slope.
 LEAKY_SLOPE = 0.01
 #: The MSE lambdas of CompressAI's bmshj2018 zoo, by quality (its checkpoints are named <arch>-<quality>-<hash>).
 ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.1800}
@@ -124,8 +122,8 @@ def convert(arch: str, state: dict[str, torch.Tensor], lmbda: float, scale_round
     zoo.set_density_filters(codec, _filters(bottleneck))
     if arch != "bmshj2018-factorized":
         zoo.set_scale_levels(codec, SCALE_LEVELS, scale_rounding)
-    if arch == "mbt2018-mean":
-        zoo.set_hyper_leaky_relu(codec, LEAKY_SLOPE)
+    if arch in ("mbt2018-mean", "mbt2018"):
+        zoo.set_leaky_relu(codec, LEAKY_SLOPE)
     mapped = {}
     for theirs, ours in (("g_a", "analysis"), ("g_s", "synthesis")):
         for k in _CONVOLUTIONS:
@@ -141,6 +139,11 @@ def convert(arch: str, state: dict[str, torch.Tensor], lmbda: float, scale_round
             for k in (0, 2, 4):
                 for part in ("weight", "bias"):
                     mapped[f"{ours}.{k}.{part}"] = state.get(f"{theirs}.{k}.{part}")
+    if arch == "mbt2018":
+        for part in ("weight", "bias"):
+            mapped[f"context.{part}"] = state.get(f"context_prediction.{part}")
+            for k in (0, 2, 4):
+                mapped[f"entropy_parameters.{k}.{part}"] = state.get(f"entropy_parameters.{k}.{part}")
     mapped.update({f"{density}.{key}": value for key, value in bottleneck.items()})
     missing = sorted(key for key, value in mapped.items() if value is None)
     if missing:

@@ -31,6 +31,7 @@ from licodec.errors import CodecError, WeightsError
 from licodec.registry import codec_class
 
 ZOO = Path(__file__).parent
+SIDE_NETWORKS = ("hyper_analysis", "hyper_synthesis", "entropy_parameters")  # what `set_leaky_relu` changes
 
 def weights_path(name: str) -> Path:
     """Where the shipped weights of codec `name` live."""
@@ -139,10 +140,10 @@ def build(cls: type[Codec], config: dict) -> Codec:
     filters = config.pop("density_filters", None)
     scale_levels = config.pop("scale_levels", None)
     scale_rounding = config.pop("scale_rounding", "nearest")
-    leaky_slope = config.pop("hyper_leaky_relu", None)
+    leaky_slope = config.pop("leaky_relu", None)
     codec = cls(**config)
     if leaky_slope is not None:
-        set_hyper_leaky_relu(codec, float(leaky_slope))
+        set_leaky_relu(codec, float(leaky_slope))
     if filters is not None:
         set_density_filters(codec, tuple(filters))
     if scale_levels is not None:
@@ -150,15 +151,16 @@ def build(cls: type[Codec], config: dict) -> Codec:
     return codec
 
 
-def set_hyper_leaky_relu(codec: Codec, slope: float) -> None:
-    """Make the ReLUs of `codec`'s hyper transforms (modules named hyper_analysis / hyper_synthesis) LeakyReLUs of
-    this negative slope (CompressAI's mean-scale model has them), recorded in its config as `hyper_leaky_relu`."""
+def set_leaky_relu(codec: Codec, slope: float) -> None:
+    """Make the ReLUs of `codec`'s side networks (modules named hyper_analysis, hyper_synthesis or
+    entropy_parameters) LeakyReLUs of this negative slope, as CompressAI's mean-scale and joint models have them;
+    recorded in its config as `leaky_relu`."""
     for name, module in list(codec.named_modules()):
-        if name.rpartition(".")[2] in ("hyper_analysis", "hyper_synthesis") and isinstance(module, torch.nn.Sequential):
+        if name.rpartition(".")[2] in SIDE_NETWORKS and isinstance(module, torch.nn.Sequential):
             for index, layer in enumerate(module):
                 if isinstance(layer, torch.nn.ReLU):
                     module[index] = torch.nn.LeakyReLU(slope)
-    codec.config["hyper_leaky_relu"] = slope
+    codec.config["leaky_relu"] = slope
 
 
 def set_density_filters(codec: Codec, filters: tuple[int, ...]) -> None:

@@ -21,7 +21,8 @@ from tests.conftest import small_codec
 def compressai_layout(codec) -> dict[str, torch.Tensor]:
     """A licodec balle2017/balle2018 model's tensors under CompressAI's names (level 0 only)."""
     out = {}
-    names = {"analysis": "g_a", "synthesis": "g_s", "hyper_analysis": "h_a", "hyper_synthesis": "h_s"}
+    names = {"analysis": "g_a", "synthesis": "g_s", "hyper_analysis": "h_a", "hyper_synthesis": "h_s",
+             "context": "context_prediction", "entropy_parameters": "entropy_parameters"}
     for key, value in codec.state_dict().items():
         head, _, rest = key.partition(".")
         if head in names:
@@ -47,7 +48,7 @@ def random_bottleneck(channels: int, filters=(3, 3, 3, 3), seed: int = 0) -> dic
 
 
 ARCHITECTURES = [("bmshj2018-factorized", "balle2017-factorized"), ("bmshj2018-hyperprior", "balle2018-hyperprior"),
-                 ("mbt2018-mean", "balle2018-mean-scale")]
+                 ("mbt2018-mean", "balle2018-mean-scale"), ("mbt2018", "minnen2018-joint")]
 
 
 @pytest.mark.parametrize(("arch", "name"), ARCHITECTURES)
@@ -59,8 +60,8 @@ def test_a_state_dict_in_compressai_layout_imports_to_the_same_model(arch, name)
         source.gain.log_inverse_gain.zero_()
     if arch != "bmshj2018-factorized":  # the import keeps CompressAI's 64 scales (and mbt2018-mean's LeakyReLUs)
         zoo.set_scale_levels(source, 64, "up")
-        if arch == "mbt2018-mean":
-            zoo.set_hyper_leaky_relu(source, 0.01)
+        if arch in ("mbt2018-mean", "mbt2018"):
+            zoo.set_leaky_relu(source, 0.01)
         source.update()
     source.prepare()
     mine, theirs = source.state_dict(), imported.state_dict()
@@ -157,7 +158,7 @@ def test_bad_imports_get_one_line(tmp_path):
     junk = tmp_path / "junk.pth.tar"
     junk.write_bytes(b"not a checkpoint")
     out = str(tmp_path / "a.safetensors")
-    fails(["--arch", "mbt2018", str(junk), "-o", out, "--lmbda", "0.01"], "not mapped")
+    fails(["--arch", "cheng2020-anchor", str(junk), "-o", out, "--lmbda", "0.01"], "unknown CompressAI architecture")
     fails(["--arch", "bmshj2018-factorized", str(junk), "-o", out, "--lmbda", "0.01"], "not a PyTorch checkpoint")
     fails(["--arch", "bmshj2018-factorized", str(tmp_path / "none.pth"), "-o", out], "no such checkpoint")
     partial = tmp_path / "partial.pth"
@@ -187,7 +188,8 @@ def test_against_compressai_itself():
     x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(4))
     for arch, cls in (("bmshj2018-factorized", models.FactorizedPrior),
                       ("bmshj2018-hyperprior", models.ScaleHyperprior),
-                      ("mbt2018-mean", models.MeanScaleHyperprior)):
+                      ("mbt2018-mean", models.MeanScaleHyperprior),
+                      ("mbt2018", models.JointAutoregressiveHierarchicalPriors)):
         net = cls(32, 48).eval()
         net.update(force=True)
         codec = zoo.from_bytes(zoo.to_bytes(convert(arch, net.state_dict(), 0.01), {}, half=False))
