@@ -64,7 +64,10 @@ def psnr(decoded: Image.Image) -> float:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s["file"] for s in SAMPLES])
-def test_every_shipped_weights_version_still_decodes_its_files(sample, retired_weights):
+def test_every_shipped_weights_version_still_decodes_its_files(sample, request):
+    current = {store.file_digest(path) for path in (ROOT / "licodec" / "zoo").glob("*.safetensors")}
+    if sample["hash"] not in current:
+        request.getfixturevalue("retired_weights")  # from the archive or the history (skips without either)
     data = (HERE / "samples" / sample["file"]).read_bytes()
     assert len(data) == sample["bytes"] < 1024
     decoded = licodec.decompress(data)
