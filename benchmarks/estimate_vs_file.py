@@ -36,7 +36,7 @@ def main() -> None:
                 pixels = x.shape[-2] * x.shape[-1]
                 encoded = codec.compress(x, quality)
                 with torch.no_grad():
-                    estimate = codec(codec.layout(codec.pad(x)), torch.tensor([quality - 1])).bits().item()
+                    estimate = codec(codec.layout(codec.pad(x)), quality).bits().item()
                 actual = 8 * sum(len(s) for s in encoded.sections)
                 gaps.append((actual - estimate) / estimate)
                 estimates.append(estimate / pixels)

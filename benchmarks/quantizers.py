@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from licodec import zoo
-from licodec.api import _pack
+from licodec.api import pack
 from licodec.data.folder import list_images
 from licodec.eval.bdrate import bd_rate
 from licodec.eval.metrics import ms_ssim, ms_ssim_db, psnr
@@ -35,7 +35,7 @@ def evaluate(codec, images, zeros: bool = True) -> list[dict]:
         rows = []
         for x in images:
             encoded = codec.compress(x, quality)
-            data = _pack(codec, encoded, 3)
+            data = pack(codec, encoded, 3)
             x_hat = codec.decompress(encoded)
             rows.append((len(data) * 8 / (x.shape[-2] * x.shape[-1]), float(psnr(x, x_hat)),
                          float(ms_ssim(x, x_hat)), zero_share(codec, x, quality) if zeros else float("nan")))

@@ -52,7 +52,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
     with codec.precision(precision):
         encoded = codec.compress(x, quality, **options)
-    return _pack(codec, encoded, channels)
+    return pack(codec, encoded, channels)
 
 
 def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str, target: float,
@@ -63,8 +63,8 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
 
     _check_size(x)
     precision = resolve_precision(precision)
-    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(_pack(codec, e, channels)))
-    return _pack(codec, reached.encoded, channels), reached
+    reached = reach(codec, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
+    return pack(codec, reached.encoded, channels), reached
 
 
 def _check_size(x: torch.Tensor) -> None:
@@ -73,7 +73,12 @@ def _check_size(x: torch.Tensor) -> None:
         raise ImageError(f"image of {width}x{height} pixels exceeds licodec's limit of {bitstream.MAX_PIXELS}")
 
 
-def _pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+def pack(codec: Codec, encoded: Encoded, channels: int) -> bytes:
+    """The bytes of a .lic file: `codec`'s header (name, weights hash, size, `channels` to give back: 1 or 3,
+    quality) and `encoded`'s sections. The codec must have saved weights (a hash) for the decoder to find."""
+    if codec.weights_hash is None:
+        raise WeightsError(f"this {codec.name} codec was never saved to a weights file (licodec.zoo.save), so no "
+                           "decoder could find its weights")
     header = bitstream.Header(codec.name, codec.weights_hash, encoded.height, encoded.width, channels,
                               encoded.quality)
     return bitstream.pack(header, encoded.sections)

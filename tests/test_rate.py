@@ -45,8 +45,8 @@ def test_integer_quality_as_a_float_gives_the_same_file(image, codec):
 
 @pytest.mark.parametrize("target", [0.2, 0.37, 0.7])
 def test_target_bpp_is_reached_from_below(image, codec, target):
-    reached = reach(codec, image, target, "bpp", file_size=lambda e: len(licodec.api._pack(codec, e, 3)))
-    data = licodec.api._pack(codec, reached.encoded, 3)
+    reached = reach(codec, image, target, "bpp", file_size=lambda e: len(licodec.api.pack(codec, e, 3)))
+    data = licodec.api.pack(codec, reached.encoded, 3)
     assert _bpp(data, image) == reached.value
     assert target * 0.97 <= reached.value <= target
     assert reached.evaluations <= 12

@@ -14,6 +14,7 @@ from licodec.codecs import (  # noqa: F401
     lee2019,
     mentzer2018,
     minnen2018,
+    minnen2018_local,
     rippel2017,
     stacked,
     theis2017,

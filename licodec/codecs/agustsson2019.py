@@ -8,7 +8,7 @@ compression", ICCV 2019 [7]: global generative compression (GC), and selective g
   quantization to L = 5 learned scalar centers ([13]).
 - G: a convolution up to the widest width, residual blocks, four transposed convolutions back to full size.
 - D (training only, not shipped): a multi-scale patch discriminator (three scales), least-squares GAN loss,
-  with feature matching and an MSE term for G (`generator_loss`, `discriminator_loss`).
+  with feature matching and an MSE term for G (`licodec.train.losses.generative`).
 - One model holds several bottlenecks: quality q codes the first `bottlenecks[q - 1]` channels (the others are
   zero for G), trained with a random bottleneck per sample, so one weights file serves C = 2, 4, 8, 16.
 - The symbols are entropy coded with a learned categorical per channel when that is smaller than storing them
@@ -21,7 +21,6 @@ compression", ICCV 2019 [7]: global generative compression (GC), and selective g
 from __future__ import annotations
 
 import math
-from functools import cached_property
 
 import numpy as np
 import torch
@@ -29,22 +28,20 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
-from licodec.entropy.tables import quantize_pmfs
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.errors import BitstreamError
+from licodec.nn.discriminator import PatchDiscriminator
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 class ChannelNorm(nn.Module):
     """Normalization over the channels at each position, with a learned scale and offset per channel (HiFiC,
     Mentzer et al. 2020). Instance norm, the paper's, normalizes each channel over the whole image: it removes
-    the image's mean colour and brightness, which G then cannot restore (our first GC model gave a red kodim02
-    back grey), and its statistics change with the image size between training crops and full images."""
+    the image's mean colour and brightness, which G then cannot restore, and its statistics change with the image
+    size between training crops and full images (docs/agustsson2019-gc.md)."""
 
     def __init__(self, channels: int, eps: float = 1e-3) -> None:
         super().__init__()
@@ -78,34 +75,6 @@ class _Residual(nn.Module):
         return x + self.body(x)
 
 
-class PatchDiscriminator(nn.Module):
-    """Multi-scale PatchGAN (three scales): returns, per scale, the list of intermediate features and the map."""
-
-    def __init__(self, widths: tuple[int, ...] = (64, 128, 256, 512), scales: int = 3) -> None:
-        super().__init__()
-        self.nets = nn.ModuleList()
-        for _ in range(scales):
-            layers, channels = [], 3
-            for k, width in enumerate(widths):
-                last = k == len(widths) - 1  # stride 1, 3x3 (the paper: 4x4) so that small crops still fit
-                layers.append(nn.Sequential(nn.Conv2d(channels, width, 3 if last else 4, 1 if last else 2, 1),
-                                            nn.LeakyReLU(0.2)))
-                channels = width
-            layers.append(nn.Conv2d(channels, 1, 3, 1, 1))
-            self.nets.append(nn.ModuleList(layers))
-
-    def forward(self, x: Tensor) -> list[list[Tensor]]:  # noqa: D102
-        outputs = []
-        for net in self.nets:
-            features, h = [], x
-            for layer in net:
-                h = layer(h)
-                features.append(h)
-            outputs.append(features)
-            x = F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
-        return outputs
-
-
 @register("agustsson2019-gc")
 class GenerativeCompression(Codec):
     """GC at extreme rates: narrow quantized bottleneck, GAN-trained generator; SC as an option."""
@@ -120,7 +89,9 @@ class GenerativeCompression(Codec):
         refs=(7, 13),
     )
     multiple = 16
+    downsampling = 16
     adversarial = True  # the training loop trains a discriminator beside it
+    objective = "generative"
     quality_unit = "bottlenecks"
 
     def __init__(self, widths: tuple[int, ...] = (60, 120, 240, 480, 960), bottlenecks: tuple[int, ...] = (2, 4, 8, 16),
@@ -130,10 +101,9 @@ class GenerativeCompression(Codec):
         bottlenecks = tuple(int(b) for b in bottlenecks)
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {sorted(NORMS)}, got {norm!r}")
-        super().__init__(tuple(float(b) for b in bottlenecks), widths=list(widths), bottlenecks=list(bottlenecks),
+        super().__init__(qualities=len(bottlenecks), widths=list(widths), bottlenecks=list(bottlenecks),
                          centers=centers, residual_blocks=residual_blocks, mse_weight=mse_weight,
                          feature_weight=feature_weight, discriminator_widths=list(discriminator_widths), norm=norm)
-        self.config.pop("lmbdas")
         C = max(bottlenecks)
         self.analysis = nn.Sequential(
             _block(3, widths[0], 7, 1, norm), *[_block(a, b, 3, 2, norm) for a, b in zip(widths[:-1], widths[1:])],
@@ -158,12 +128,13 @@ class GenerativeCompression(Codec):
         x = self.transform(self.synthesis, torch.cat([w_hat * keep, keep], dim=1))
         return x / 2 + 0.5
 
-    def forward(self, x: Tensor, quality: Tensor, preserve: Tensor | None = None) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None, preserve: Tensor | None = None) -> RDOutput:
         """Training pass: a random bottleneck per sample (its `quality`); SC when `preserve` is given."""
+        level = self.level_tensor(quality, x.shape[0], x.device)
         w = self.transform(self.analysis, x * 2 - 1)
         w_hat, symbols = self.quantizer(w)
         channels = torch.arange(w.shape[1], device=x.device).view(1, -1, 1, 1)
-        active = (channels < self.bottleneck(quality).view(-1, 1, 1, 1)).to(w_hat)
+        active = (channels < self.bottleneck(level).view(-1, 1, 1, 1)).to(w_hat)
         keep = torch.ones_like(w_hat[:, :1]) if preserve is None else self.latent_mask(preserve)
         x_hat = self.generate(w_hat * active, keep)
         # The symbol model learns the statistics of each channel (its input is detached: it does not shape E).
@@ -181,29 +152,6 @@ class GenerativeCompression(Codec):
     def update(self) -> None:
         """Freeze the per-channel symbol tables."""
         self.symbol_priors.update()
-
-    # --- training objective (used by the GAN training loop) ---------------------------------------------------
-
-    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,
-                       metric: str = "mse") -> dict[str, Tensor]:
-        """Least-squares GAN + feature matching + MSE (the GC objective of [7], whatever `metric` says); plus the
-        symbol model's rate."""
-        fake = discriminator(output.x_hat)
-        with torch.no_grad():
-            real = discriminator(x)
-        adversarial = sum(((scale[-1] - 1) ** 2).mean() for scale in fake) / len(fake)
-        matching = sum(F.l1_loss(f, r) for a, b in zip(fake, real) for f, r in zip(a[:-1], b[:-1])) / len(fake)
-        mse = F.mse_loss(output.x_hat, x)
-        bpp = output.bits() / (x.shape[-2] * x.shape[-1])
-        loss = adversarial + self.config["feature_weight"] * matching + self.config["mse_weight"] * mse * 10
-        psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
-        return {"loss": loss + bpp.mean(), "g": adversarial.detach(), "bpp": bpp.mean().detach(), "psnr": psnr}
-
-    @staticmethod
-    def discriminator_loss(x: Tensor, x_hat: Tensor, discriminator: nn.Module) -> Tensor:
-        """Least-squares GAN loss of D: real towards 1, generated towards 0."""
-        real, fake = discriminator(x), discriminator(x_hat.detach())
-        return sum(((r[-1] - 1) ** 2).mean() + (f[-1] ** 2).mean() for r, f in zip(real, fake)) / len(real)
 
     def build_discriminator(self) -> nn.Module:
         """A fresh discriminator for training (it is not part of the shipped weights)."""
@@ -226,20 +174,7 @@ class GenerativeCompression(Codec):
             keep = self.latent_mask(preserve)[0, 0] > 0
             mask_section = np.packbits(keep.numpy().astype(np.uint8).ravel()).tobytes()
         coded = symbols[:, keep].numpy()  # (C, positions kept), channel by channel
-        return Encoded([mask_section, self._encode_symbols(coded)], x.shape[-2], x.shape[-1], quality)
-
-    def _encode_symbols(self, symbols: np.ndarray) -> bytes:
-        """Flag byte 1 + learned per-channel tables, or flag 0 + equal probabilities, whichever is smaller."""
-        channels = np.broadcast_to(np.arange(symbols.shape[0]).reshape(-1, 1), symbols.shape)
-        learned = coder.encode(symbols, channels, self.symbol_priors.tables)
-        uniform = coder.encode(symbols, np.zeros_like(symbols), self._uniform_tables)
-        return b"\x01" + learned if len(learned) < len(uniform) else b"\x00" + uniform
-
-    @cached_property
-    def _uniform_tables(self):
-        """Equal probabilities over the centers: fixed-length coding, built once."""
-        levels = self.quantizer.levels
-        return quantize_pmfs([np.full(levels, 1.0 / levels)], [0.0], [0])
+        return Encoded([mask_section, self.symbol_priors.encode_rows(coded)], x.shape[-2], x.shape[-1], quality)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
@@ -247,7 +182,7 @@ class GenerativeCompression(Codec):
         level = int(self.check_quality(encoded.quality))
         C, total = self.config["bottlenecks"][level], max(self.config["bottlenecks"])
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        h, w = padded_h // 16, padded_w // 16
+        h, w = padded_h // self.downsampling, padded_w // self.downsampling
         mask_section, data = encoded.sections
         if mask_section:
             if len(mask_section) != math.ceil(h * w / 8):
@@ -255,16 +190,7 @@ class GenerativeCompression(Codec):
             keep = torch.from_numpy(np.unpackbits(np.frombuffer(mask_section, np.uint8))[: h * w].reshape(h, w) > 0)
         else:
             keep = torch.ones((h, w), dtype=torch.bool)
-        if not data or data[0] not in (0, 1):
-            raise BitstreamError("unknown symbol coding flag")
-        count = int(keep.sum())
-        if data[0] == 1:
-            index = np.broadcast_to(np.arange(C).reshape(-1, 1), (C, count))
-            coded = coder.decode(data[1:], index, self.symbol_priors.tables)
-        else:
-            coded = coder.decode(data[1:], np.zeros((C, count), dtype=np.int64), self._uniform_tables)
-        if coded.size and (coded.min() < 0 or coded.max() >= self.quantizer.levels):
-            raise BitstreamError("symbol out of the quantizer's alphabet")
+        coded = self.symbol_priors.decode_rows(data, C, int(keep.sum()))
         symbols = torch.zeros((1, total, h, w), dtype=torch.long)
         symbols[0, :C][:, keep] = torch.from_numpy(coded)
         w_hat = self.quantizer.dequantize(symbols)

@@ -13,7 +13,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.bitstream import QUALITY_STEPS
+from licodec.entropy.latent import LatentCodec
 from licodec.errors import CodecError
+from licodec.nn.ops import run_transform
 from licodec.taxonomy import Taxonomy
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
@@ -56,8 +58,23 @@ class Codec(nn.Module):
     name: ClassVar[str]
     taxonomy: ClassVar[Taxonomy]
     multiple: ClassVar[int] = 64  # input sides are padded (replicating the border) to a multiple of this
+    downsampling: ClassVar[int] = 16  # how much smaller the coded latent's sides are than the padded image's
     progressive: ClassVar[bool] = False  # one section per iteration; any prefix of iterations decodes
     quality_unit: ClassVar[str | None] = None  # qualities that count something (iterations) are integers only
+    # {old module name: today's}: where sub-modules lived when older weights files were written (`licodec.zoo`
+    # maps their tensor names on loading; the files themselves are never rewritten).
+    renamed_modules: ClassVar[dict[str, str]] = {}
+    objective: ClassVar[str] = "rate-distortion"  # its training objective: a key of licodec.train.losses.OBJECTIVES
+    adversarial: bool = False  # trained beside a discriminator (`build_discriminator`)
+    weights_hash: str | None = None  # of the weights file the codec was loaded from (set by `licodec.zoo`)
+
+    @classmethod
+    def current_name(cls, name: str) -> str:
+        """Today's name of a parameter, buffer or module named `name` by an older version (`renamed_modules`)."""
+        for old, new in cls.renamed_modules.items():
+            if name == old or name.startswith(old + "."):
+                return new + name[len(old):]
+        return name
 
     def sections_for(self, iterations: int) -> int:
         """How many leading sections hold the first `iterations` iterations (progressive codecs)."""
@@ -67,10 +84,16 @@ class Codec(nn.Module):
         """Whether a prefix of `sections` sections can be decoded (progressive codecs)."""
         return sections >= 1
 
-    def __init__(self, lmbdas: tuple[float, ...], **config) -> None:
+    def __init__(self, lmbdas: tuple[float, ...] = (), qualities: int | None = None, **config) -> None:
+        """`lmbdas`: the rate-distortion lambda of each quality level, for codecs whose levels are lambdas;
+        `qualities`: the number of levels of the others (iterations, bitplanes, bottleneck sizes). `config` is
+        every constructor argument, stored with the weights to rebuild the codec."""
         super().__init__()
         self.lmbdas = tuple(float(v) for v in lmbdas)
-        self.config = {"lmbdas": list(self.lmbdas), **config}
+        if qualities is None and not self.lmbdas:
+            raise CodecError(f"{type(self).__name__}: give the levels' lambdas or their number")
+        self._qualities = len(self.lmbdas) if qualities is None else int(qualities)
+        self.config = {"lmbdas": list(self.lmbdas), **config} if self.lmbdas else dict(config)
         self.transform_dtype: torch.dtype | None = None  # bfloat16: mixed-precision training of the transforms
 
     @contextmanager
@@ -83,27 +106,27 @@ class Codec(nn.Module):
         """
         if name not in PRECISIONS:
             raise CodecError(f"unknown precision {name!r}; expected one of {', '.join(PRECISIONS)}")
-        saved = self.transform_dtype
-        self.transform_dtype = PRECISIONS[name]
+        holders = [self, *(m for m in self.modules() if isinstance(m, LatentCodec))]
+        saved = [holder.transform_dtype for holder in holders]
+        for holder in holders:
+            holder.transform_dtype = PRECISIONS[name]
         try:
             yield
         finally:
-            self.transform_dtype = saved
+            for holder, dtype in zip(holders, saved):
+                holder.transform_dtype = dtype
 
     def transform(self, network: nn.Module, x: Tensor) -> Tensor:
         """Run one of the codec's transforms, under autocast when `transform_dtype` is set; returns float32.
 
         Only the transforms take the lower precision; the entropy models always compute likelihoods in float32.
         """
-        if self.transform_dtype is None:
-            return network(x)
-        with torch.autocast(x.device.type, dtype=self.transform_dtype):
-            return network(x).float()
+        return run_transform(network, x, self.transform_dtype)
 
     @property
     def qualities(self) -> int:
-        """Number of quality levels, 1 .. qualities (one trained lambda each)."""
-        return len(self.lmbdas)
+        """Number of quality levels: qualities run from 1 to this."""
+        return self._qualities
 
     def check_quality(self, quality: float) -> float:
         """Validate a 1-based quality and return the 0-based level.
@@ -119,6 +142,19 @@ class Codec(nn.Module):
                                  f"{self.qualities}, got {quality!r}")
             return int(quality) - 1
         return snap_quality(quality) - 1
+
+    def level_tensor(self, quality: Tensor | float | None, batch: int, device: torch.device | None = None) -> Tensor:
+        """The 0-based levels, one per sample, of 1-based qualities: a number for the whole batch or a tensor of
+        one per sample; None is the highest quality. Integer qualities give int64 levels (exactly the trained
+        ones); others float levels, between two trained ones (see `check_quality`)."""
+        quality = torch.as_tensor(self.qualities if quality is None else quality, device=device)
+        if quality.dim() == 0:
+            quality = quality.expand(batch)
+        if quality.dtype == torch.bool or bool(((quality < 1) | (quality > self.qualities)).any()):
+            raise CodecError(f"qualities must be from 1 to {self.qualities}, got {quality.tolist()}")
+        if quality.is_floating_point() and bool((quality == torch.round(quality)).all()):
+            quality = quality.long()
+        return quality - 1
 
     def pad(self, x: Tensor) -> Tensor:
         """Replicate-pad the bottom and right edges to a multiple of `multiple`."""
@@ -156,7 +192,7 @@ class Codec(nn.Module):
         """The size the transforms see for an image of height x width."""
         return height + (-height) % self.multiple, width + (-width) % self.multiple
 
-    def synthesise(self, y_hat: Tensor, level: float, encoded: Encoded) -> Tensor:
+    def reconstruct(self, y_hat: Tensor, level: float, encoded: Encoded) -> Tensor:
         """The decoded image from y_hat (float64), cropped to its size, in [0, 1], for codecs with a `synthesis`
         transform and a `gain` unit.
 
@@ -167,10 +203,10 @@ class Codec(nn.Module):
         x_hat = torch.nan_to_num(self.transform(self.synthesis, self.layout(y_hat)), nan=0.0)
         return x_hat[..., : encoded.height, : encoded.width].clamp(0, 1)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:  # noqa: D102
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:  # noqa: D102
         raise NotImplementedError
 
-    def compress(self, x: Tensor, quality: int) -> Encoded:  # noqa: D102
+    def compress(self, x: Tensor, quality: float) -> Encoded:  # noqa: D102
         raise NotImplementedError
 
     def decompress(self, encoded: Encoded) -> Tensor:  # noqa: D102
@@ -179,7 +215,83 @@ class Codec(nn.Module):
     def update(self) -> None:  # noqa: D102
         raise NotImplementedError
 
+    # -- the training contract (licodec.train.loop) --------------------------------------------------------------
+
+    def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
+        """The trainable parameters by optimizer group: "density" (the learned densities' and categoricals' own
+        parameters, which learn `density_lr_scale` times faster: they start wide), "quantiles" (trained by
+        `aux_loss` alone, with their own optimizer) and "main" (everything else)."""
+        groups: dict[str, list[nn.Parameter]] = {"main": [], "density": [], "quantiles": []}
+        for name, parameter in self.named_parameters():
+            if name.endswith("quantiles"):
+                groups["quantiles"].append(parameter)
+            elif "densities." in name or "priors." in name:
+                groups["density"].append(parameter)
+            else:
+                groups["main"].append(parameter)
+        return groups
+
+    def before_step(self, step: int, x: Tensor, level: Tensor) -> None:
+        """Called by the training loop before training step `step` (0-based) on batch `x` at 0-based levels
+        `level`. With `after_step`, the only place where a codec changes its own state outside the optimizer
+        (refits to the data, schedules): `forward` never does."""
+
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """Called by the training loop after each optimizer step, with the step's output and objective terms."""
+
+    def build_discriminator(self) -> nn.Module:
+        """A fresh discriminator for adversarial training (not part of the weights)."""
+        raise CodecError(f"{self.name} does not train adversarially")
+
     def aux_loss(self) -> Tensor:
         """Auxiliary loss (the quantiles of factorized densities); zero when there is none."""
         losses = [m.aux_loss() for m in self.modules() if m is not self and hasattr(m, "aux_loss")]
         return sum(losses) if losses else torch.zeros(())
+
+
+class TransformCodec(Codec):
+    """A transform codec composed of a latent codec (`licodec.entropy.latent`):
+
+        x --analysis--> y * gain --entropy--> y_hat --/ gain--> synthesis --> x_hat
+
+    Subclasses build `analysis`, `synthesis`, `gain` (a `GainUnit`) and `entropy` (a `LatentCodec`), and set
+    `downsampling` (how much smaller y is than the padded image) and `latent_channels`. Everything else, the
+    training pass and the coding, is here; the codec itself codes no bytes."""
+
+    latent_channels: int
+    entropy: LatentCodec
+
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
+        """Training / evaluation pass at 1-based `quality` (see `level_tensor`)."""
+        level = self.level_tensor(quality, x.shape[0], x.device)
+        y = self.transform(self.analysis, x) * self.gain.gain(level)
+        out = self.entropy(y, level)
+        x_hat = self.transform(self.synthesis, out.y_hat * self.gain.inverse_gain(level))
+        return RDOutput(x_hat, out.likelihoods, out.aux)
+
+    def update(self) -> None:
+        """Freeze the latent codec's tables."""
+        self.entropy.update()
+
+    def latent(self, x: Tensor, level: float) -> Tensor:
+        """y of a 1x3xHxW image at 0-based `level`: padded, transformed, scaled by the gain."""
+        return self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
+
+    def latent_shape(self, height: int, width: int) -> tuple[int, int, int, int]:
+        """Shape of y for an image of height x width."""
+        padded_h, padded_w = self.padded_size(height, width)
+        return (1, self.latent_channels, padded_h // self.downsampling, padded_w // self.downsampling)
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float) -> Encoded:
+        """Code a 1x3xHxW image in [0, 1] at 1-based `quality`: the latent codec's sections."""
+        level = self.check_quality(quality)
+        sections, _ = self.entropy.encode(self.latent(x, level), level)
+        return Encoded(sections, x.shape[-2], x.shape[-1], quality)
+
+    @torch.no_grad()
+    def decompress(self, encoded: Encoded) -> Tensor:
+        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
+        level = self.check_quality(encoded.quality)
+        shape = self.latent_shape(encoded.height, encoded.width)
+        return self.reconstruct(self.entropy.decode(encoded.sections, shape, level), level, encoded)

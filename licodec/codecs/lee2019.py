@@ -8,27 +8,41 @@ from two kinds of context:
 - bit-free context c''_i: the already decoded neighbours of i in a causal 5x5 window (a masked convolution).
 
 The two are concatenated and mapped to (sigma, mu) by 1x1 convolutions. The hyper-latent itself has a zero-mean
-Gaussian prior per channel with a trained standard deviation (`GaussianPriors`). Decoding is exact and
-machine-independent like [23]'s (`licodec.codecs.minnen2018`, whose integer wavefront decoder this codec shares):
-the structures of the two contemporaneous papers coincide except for the prior of z, and here for the channel
-counts of the context features, which follow [19]'s equal split of M channels for each context.
+Gaussian prior per channel with a trained standard deviation (`GaussianPriors`). The structure is [23]'s, so the
+entropy model is the same `licodec.entropy.hyperprior.JointLatent`, with [19]'s prior of z and its equal split of
+M channels for each context.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from licodec.codecs.balle2017 import DEFAULT_LMBDAS
-from licodec.codecs.minnen2018 import JointAutoregressive
+from licodec.codecs.base import TransformCodec
 from licodec.entropy.context import MaskedConv2d
 from licodec.entropy.gaussian import GaussianPriors
-from licodec.nn.blocks import conv, deconv
+from licodec.entropy.hyperprior import JOINT_PARTS, JointLatent, moved_into
+from licodec.nn.blocks import conv, deconv, gdn_analysis, gdn_synthesis, hyper_analysis
+from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
 
 
+def context_hyper_synthesis(N: int, M: int) -> nn.Sequential:
+    """h_s: c', M channels at the latent's resolution."""
+    return nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1))
+
+
+def entropy_parameters(M: int) -> nn.Sequential:
+    """(c', c'') -> (sigma, mu): three 1x1 convolutions, 2M wide."""
+    return nn.Sequential(
+        nn.Conv2d(M * 2, M * 2, 1), nn.ReLU(),
+        nn.Conv2d(M * 2, M * 2, 1), nn.ReLU(),
+        nn.Conv2d(M * 2, M * 2, 1),
+    )
+
+
 @register("lee2019-context-adaptive")
-class ContextAdaptive(JointAutoregressive):
+class ContextAdaptive(TransformCodec):
     """Bit-consuming (hyperprior) and bit-free (causal neighbours) contexts for a Gaussian mean and scale."""
 
     taxonomy = Taxonomy(
@@ -41,20 +55,17 @@ class ContextAdaptive(JointAutoregressive):
         quality_range="about 0.1 to 1.5 bpp",
         refs=(19,),
     )
-    context_kind = "causal"
+    multiple = 64
+    downsampling = 16
+    renamed_modules = moved_into("entropy", JOINT_PARTS)
 
     def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
                  quantization: str = "mixed") -> None:
-        super().__init__(N, M, lmbdas, quantization)
-        self.hyper_densities = GaussianPriors(self.qualities, N)
-        self.context = MaskedConv2d(M, M, 5, self.context_kind)
-        self.entropy_parameters = nn.Sequential(
-            nn.Conv2d(M * 2, M * 2, 1), nn.ReLU(),
-            nn.Conv2d(M * 2, M * 2, 1), nn.ReLU(),
-            nn.Conv2d(M * 2, M * 2, 1),
-        )
-
-    @staticmethod
-    def build_hyper_synthesis(N: int, M: int) -> nn.Sequential:
-        """h_s: c', M channels at the latent's resolution."""
-        return nn.Sequential(deconv(N, N), nn.ReLU(), deconv(N, N), nn.ReLU(), conv(N, M, 3, 1))
+        super().__init__(lmbdas, N=N, M=M, quantization=quantization)
+        self.latent_channels = M
+        self.analysis = gdn_analysis(N, M)
+        self.synthesis = gdn_synthesis(N, M)
+        self.gain = GainUnit(self.lmbdas, M)
+        self.entropy = JointLatent(hyper_analysis(N, M), context_hyper_synthesis(N, M),
+                                   GaussianPriors(self.qualities, N), MaskedConv2d(M, M, 5, "causal"),
+                                   entropy_parameters(M), quantization)

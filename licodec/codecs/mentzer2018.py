@@ -36,39 +36,24 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from licodec.codecs.balle2017 import DEFAULT_LMBDAS
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.categorical import CategoricalPriors
 from licodec.entropy.context import VolumeContext
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.errors import BitstreamError
-from licodec.nn.blocks import conv, deconv
-from licodec.quant.gain import GainUnit
+from licodec.nn.blocks import Residual, conv, deconv
+from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.quant.softhard import SoftToHard
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
 
-LIKELIHOOD_BOUND = 1e-9
-
-
-class ResidualBlock(nn.Module):
-    """Two 3x3 convolutions with a ReLU between, added to the input."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(conv(channels, channels, 3, 1), nn.ReLU(), conv(channels, channels, 3, 1))
-
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        return x + self.body(x)
-
 
 @register("mentzer2018-3dcnn")
 class ConditionalProbability(Codec):
-    """Learned-center quantizer, importance map, and a masked 3D-CNN context model driving the coder."""
+    """Learned-center quantizer, importance map, and a masked 3D-CNN context model driving the arithmetic coding."""
 
     taxonomy = Taxonomy(
         reference="[17] Mentzer, Agustsson, Tschannen, Timofte, Van Gool 2018",
@@ -81,6 +66,7 @@ class ConditionalProbability(Codec):
         refs=(17, 13),
     )
     multiple = 8
+    downsampling = 8
 
     def __init__(self, N: int = 128, M: int = 32, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, centers: int = 6,
                  blocks: int = 3, context_filters: int = 24, importance_init: float = 4.0,
@@ -92,10 +78,10 @@ class ConditionalProbability(Codec):
                          explore=explore)
         self.analysis = nn.Sequential(
             conv(3, N // 2), nn.ReLU(), conv(N // 2, N), nn.ReLU(),
-            *[ResidualBlock(N) for _ in range(blocks)], conv(N, M + len(lmbdas)),
+            *[Residual(N, relu=True) for _ in range(blocks)], conv(N, M + len(lmbdas)),
         )
         self.synthesis = nn.Sequential(
-            deconv(M, N), nn.ReLU(), *[ResidualBlock(N) for _ in range(blocks)],
+            deconv(M, N), nn.ReLU(), *[Residual(N, relu=True) for _ in range(blocks)],
             deconv(N, N // 2), nn.ReLU(), deconv(N // 2, 3),
         )
         self.quantizer = SoftToHard(centers)
@@ -125,26 +111,25 @@ class ConditionalProbability(Codec):
         hard = (k < count.unsqueeze(1)).to(ramp)
         return ramp + (hard - ramp).detach()
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass: rate = cross-entropy of the coded symbols under the 3D context model + the counts' rate.
 
         In training the rate reaches the encoder and the map only; the context model and the counts' model learn
         from `aux["penalty"]`, their own cross-entropy (see below)."""
+        level = self.level_tensor(quality, x.shape[0], x.device)
         M = self.config["M"]
         raw = self.transform(self.analysis, x)
-        z = raw[:, :M] * self.gain.gain(quality)
-        soft, count = self.importance(raw, quality)
+        z = raw[:, :M] * self.gain.gain(level)
+        soft, count = self.importance(raw, level)
         mask = self.channel_mask(soft, count)
         warming = self.training and int(self.steps) < self.config["open_steps"]
-        if self.training:
-            self.steps += 1
         if warming:  # every channel coded while the transforms learn (see `open_steps`)
             count = torch.full_like(count, M)
             mask = torch.ones_like(mask)
         z_hat, symbols = self.quantizer(z)
         volume = z_hat * mask
         # While warming up the map is not sent: the counts cost nothing.
-        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, quality)
+        count_likelihood = torch.ones_like(soft) if warming else self.counts.likelihood(count, level)
         aux = {}
         if self.training:
             # P learns from its own cross-entropy on the volume as it is (the paper trains P and the autoencoder
@@ -170,9 +155,9 @@ class ConditionalProbability(Codec):
         likelihood = torch.exp(log_chosen * mask)
         if self.training and not warming and self.config["explore"] > 0:
             volume = self._explore(z_hat, count, volume)
-        x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(quality))
+        x_hat = self.transform(self.synthesis, volume * self.gain.inverse_gain(level))
         if self.config["target_bpp"] is not None:  # each level's rate held at its target
-            aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[quality]
+            aux["rate_target"] = torch.tensor(self.config["target_bpp"], device=x.device)[level]
         return RDOutput(x_hat, {"y": likelihood, "counts": count_likelihood}, aux)
 
     @staticmethod
@@ -193,6 +178,10 @@ class ConditionalProbability(Codec):
         k = torch.arange(M, device=z_hat.device).view(1, -1, 1, 1)
         return torch.where(chosen.unsqueeze(1), z_hat * (k < opened.unsqueeze(1)), volume)
 
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """Count the training step (the `open_steps` warm-up)."""
+        self.steps += 1
+
     def update(self) -> None:
         """Freeze the count tables of every level and forget the integer context network."""
         self.counts.update()
@@ -200,11 +189,9 @@ class ConditionalProbability(Codec):
 
     # --- coding ---------------------------------------------------------------------------------------------
 
-    def _visit(self, count: Tensor, step) -> Tensor:
-        """The symbols (M, H, W) in decoding order, -1 where masked (see `VolumeContext.visit`)."""
-        M = self.config["M"]
-        coded = torch.arange(M).view(-1, 1, 1) < count.unsqueeze(0)
-        return self.context.visit(self.quantizer.centers.detach().flatten(), coded, step)
+    def _coded(self, count: Tensor) -> Tensor:
+        """Which voxels (M, H, W) the importance map's channel counts (H, W) leave coded."""
+        return torch.arange(self.config["M"]).view(-1, 1, 1) < count.unsqueeze(0)
 
     def _latent(self, symbols: Tensor, level: float) -> Tensor:
         """The masked latent (1, M, H, W) in float64 from the symbols (-1: masked), before the inverse gain."""
@@ -222,28 +209,20 @@ class ConditionalProbability(Codec):
         z = raw[:, :M] * self.gain.gain(torch.tensor([level]))
         _, count = self.importance(raw, quality_index)
         wanted = self.quantizer.indices(z)[0]
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
-
-        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
-            chunks.append((wanted[where].numpy(), freqs))
-            return wanted[where]
-
-        self._visit(count[0], step)
-        counts = count[0].numpy()
-        table = self.counts.table_index(int(quality_index), counts.shape)
-        return Encoded([coder.encode(counts, table, self.counts.tables),
-                        coder.encode_categorical_chunks(chunks)], x.shape[-2], x.shape[-1], quality)
+        centers = self.quantizer.centers.detach().flatten()
+        symbols = self.context.encode(centers, wanted, self._coded(count[0]))
+        return Encoded([self.counts.encode(count[0].numpy(), int(quality_index)), symbols],
+                       x.shape[-2], x.shape[-1], quality)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
         """Image from `compress`'s output, cropped to its size, in [0, 1]."""
         level = self.check_quality(encoded.quality)
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        shape = (padded_h // 8, padded_w // 8)
-        table = self.counts.table_index(int(level + 0.5), shape)
-        counts = coder.decode(encoded.sections[0], table, self.counts.tables)
+        shape = (padded_h // self.downsampling, padded_w // self.downsampling)
+        counts = self.counts.decode(encoded.sections[0], int(level + 0.5), shape)
         if counts.min() < 0 or counts.max() > self.config["M"]:
             raise BitstreamError("channel count out of range")
-        decoder = coder.CategoricalDecoder(encoded.sections[1])
-        symbols = self._visit(torch.from_numpy(counts), lambda freqs, where: decoder.decode(freqs))
-        return self.synthesise(self._latent(symbols, level), level, encoded)
+        centers = self.quantizer.centers.detach().flatten()
+        symbols = self.context.decode(encoded.sections[1], centers, self._coded(torch.from_numpy(counts)))
+        return self.reconstruct(self._latent(symbols, level), level, encoded)

@@ -5,15 +5,12 @@
 
 - Pyramidal analysis: the image at three scales, a small convolutional extractor per scale, and interscale
   alignment that brings every scale to the coefficients' resolution (1/8) by strided convolutions and sums them;
-  `blocks` residual blocks then work at 1/8 before the coefficients (and after them in the synthesis): without
-  them the first trainings stalled near 17-20 dB.
+  `blocks` residual blocks then work at 1/8 before the coefficients (and after them in the synthesis).
   The synthesis mirrors it (transposed convolutions per scale, upsampled and summed).
 - Quantization to B bits, then bitplane decomposition: each coefficient's B bits, most significant first. The
   coefficients are magnitudes in [0, 1] (clamped, so exact zeros wherever the pre-activation is negative; or a
   sigmoid, `bound="sigmoid"`), so a zero coefficient is all zero bits and ACR, which pulls magnitudes down, empties
-  the most significant planes. (An earlier version coded offset-binary codes of tanh
-  outputs: ACR then pulled coefficients to the middle code, where every plane flips, 31 = 011111 and 32 = 100000,
-  so the first plane was a sign and every further plane cost 0.6-0.9 bit per coefficient.)
+  the most significant planes (docs/rippel2017.md says why not offset-binary codes).
 - Adaptive arithmetic coding of the bitplanes with a learned context model: the bits form a volume ordered
   (channel, bitplane) x row x column, so a bit's context holds the more significant bits of its own coefficient
   and of its neighbours; a masked 3D CNN (`VolumeContext`, integer at coding time) gives its probability.
@@ -28,21 +25,18 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from licodec.codecs.agustsson2019 import GenerativeCompression, PatchDiscriminator
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.codecs.theis2017 import Residual
-from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
+from licodec.entropy.latent import LIKELIHOOD_BOUND
+from licodec.nn.blocks import Residual
+from licodec.nn.discriminator import PatchDiscriminator
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-from licodec.train.losses import bits_per_pixel, distortion
 
-LIKELIHOOD_BOUND = 1e-9
 SCALES = 3
 
 
@@ -119,15 +113,16 @@ class RealTimeAdaptive(Codec):
         refs=(6,),
     )
     multiple = 8
+    downsampling = 8
     quality_unit = "bitplanes"
+    objective = "adaptive-codelength"
 
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
                  adversarial: bool = False, blocks: int = 2, bound: str = "clamp", mse_weight: float = 0.0) -> None:
-        super().__init__((0.0,) * bitplanes, features=features, channels=channels, bitplanes=bitplanes,
+        super().__init__(qualities=bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
                          adversarial=adversarial, blocks=blocks, bound=bound, mse_weight=mse_weight)
-        self.config.pop("lmbdas")
         self.analysis = PyramidAnalysis(features, channels, blocks, bound)
         self.synthesis = PyramidSynthesis(features, channels, blocks)
         self.context = VolumeContext(2, context_filters)
@@ -181,9 +176,10 @@ class RealTimeAdaptive(Codec):
 
     # --- training -------------------------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass with `quality + 1` bitplanes per sample."""
-        planes = quality + 1
+        level = self.level_tensor(quality, x.shape[0], x.device)
+        planes = level + 1
         y = self.transform(self.analysis, x)
         y_hat, codes = self.quantize(y, planes)
         x_hat = self.transform(self.synthesis, y_hat)
@@ -199,34 +195,15 @@ class RealTimeAdaptive(Codec):
         scaled = y_hat * self.top  # straight-through codes, for ACR's gradient
         return RDOutput(x_hat, {"bits": likelihood}, {"acr": self.acr(scaled)})
 
-    def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
-        """lambda * D + alpha * ACR + the context model's bits (which train the context model; its input bits
-        carry no gradient). D is `metric`'s distortion (MSE in 8-bit units, or 1 - MS-SSIM), plus `mse_weight`
-        times the MSE when that is set; alpha follows the rate toward `target_bpp`."""
-        bpp = bits_per_pixel(output, x)
-        if self.training and self.config["target_bpp"] is not None:
-            with torch.no_grad():
-                self.alpha.mul_(1.01 if float(bpp.mean()) > self.config["target_bpp"] else 0.99)
-                # Within a factor of 10 of its start: a target the model cannot reach at its current quality would
-                # otherwise grow alpha without bound until ACR is all the loss (seen: PSNR 17 dB after 800 steps).
-                self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
-        psnr = -10 * torch.log10(((output.x_hat.detach().clamp(0, 1) - x) ** 2).mean().clamp(min=1e-10))
-        loss = self.config["lmbda"] * distortion(output.x_hat, x, metric) + self.alpha * output.aux["acr"] + bpp
-        if self.config["mse_weight"]:  # beside MS-SSIM, which is nearly blind to shifts of colour
-            loss = loss + self.config["mse_weight"] * distortion(output.x_hat, x, "mse")
-        return {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr}
-
-    def generator_loss(self, output: RDOutput, x: Tensor, discriminator: nn.Module,
-                       metric: str = "mse") -> dict[str, Tensor]:
-        """`loss` (with `metric`'s distortion) plus the least-squares adversarial term of the generator."""
-        terms = self.loss(output, x, None, metric)
-        fake = discriminator(output.x_hat)
-        adversarial = sum(((scale[-1] - 1) ** 2).mean() for scale in fake) / len(fake)
-        terms["loss"] = terms["loss"] + adversarial
-        terms["g"] = adversarial.detach()
-        return terms
-
-    discriminator_loss = staticmethod(GenerativeCompression.discriminator_loss)
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """ACR's weight follows the rate: alpha grows by 1 % while the step's estimated rate is above
+        `target_bpp`, shrinks by 1 % below it, and stays within a factor of 10 of its start (a target the model
+        cannot reach at its current quality would otherwise grow alpha until ACR is all the loss)."""
+        if self.config["target_bpp"] is None:
+            return
+        with torch.no_grad():
+            self.alpha.mul_(1.01 if float(terms["bpp"]) > self.config["target_bpp"] else 0.99)
+            self.alpha.clamp_(self.config["alpha"] / 10, self.config["alpha"] * 10)
 
     def build_discriminator(self) -> nn.Module:
         """The multi-scale patch discriminator (training only)."""
@@ -250,23 +227,16 @@ class RealTimeAdaptive(Codec):
         y = self.transform(self.analysis, self.layout(self.pad(x)))
         _, codes = self.quantize(y, torch.tensor([planes]))
         bits = self.bitplanes(codes)[0]
-        chunks = []
-
-        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
-            chunks.append((bits[where].numpy(), freqs))
-            return bits[where]
-
-        self.context.visit(torch.tensor([-1.0, 1.0]), self._coded(planes, bits.shape[-2:]), step)
-        return Encoded([coder.encode_categorical_chunks(chunks)], x.shape[-2], x.shape[-1], planes)
+        section = self.context.encode(torch.tensor([-1.0, 1.0]), bits, self._coded(planes, bits.shape[-2:]))
+        return Encoded([section], x.shape[-2], x.shape[-1], planes)
 
     @torch.no_grad()
     def decompress(self, encoded: Encoded) -> Tensor:
         """Image from `compress`'s output, cropped to its size, in [0, 1]."""
         planes = int(self.check_quality(encoded.quality)) + 1
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        coded = self._coded(planes, (padded_h // 8, padded_w // 8))
-        decoder = coder.CategoricalDecoder(encoded.sections[0])
-        bits = self.context.visit(torch.tensor([-1.0, 1.0]), coded, lambda freqs, where: decoder.decode(freqs))
+        coded = self._coded(planes, (padded_h // self.downsampling, padded_w // self.downsampling))
+        bits = self.context.decode(encoded.sections[0], torch.tensor([-1.0, 1.0]), coded)
         codes = self.codes_from(bits.clamp(min=0).unsqueeze(0))
         y_hat = self.dequantize(codes, torch.tensor([planes]))
         x_hat = self.transform(self.synthesis, self.layout(y_hat))

@@ -15,30 +15,15 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from licodec.codecs.balle2017 import DEFAULT_LMBDAS
-from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
-from licodec.entropy.gsm import GaussianScaleMixtures
-from licodec.quant import quantize
-from licodec.quant.gain import GainUnit
+from licodec.codecs.base import RDOutput, TransformCodec
+from licodec.entropy.gsm import MixtureLatent
+from licodec.nn.blocks import Residual
+from licodec.quant.gain import DEFAULT_LMBDAS, GainUnit
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-
-class Residual(nn.Module):
-    """Two 3x3 convolutions with a leaky ReLU between, added to the input."""
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(channels, channels, 3, 1, 1), nn.LeakyReLU(0.2),
-                                  nn.Conv2d(channels, channels, 3, 1, 1))
-
-    def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        return x + self.body(x)
 
 
 class Affine(nn.Module):
@@ -58,7 +43,7 @@ def subpixel(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 @register("theis2017-cae")
-class CompressiveAutoencoder(Codec):
+class CompressiveAutoencoder(TransformCodec):
     """[3]: residual convolutional encoder, sub-pixel decoder, rounding, Gaussian scale mixture rate model."""
 
     taxonomy = Taxonomy(
@@ -71,6 +56,8 @@ class CompressiveAutoencoder(Codec):
         refs=(3,),
     )
     multiple = 8
+    downsampling = 8
+    renamed_modules = {"densities": "entropy.densities"}
 
     def __init__(self, N: int = 128, M: int = 96, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS, components: int = 6,
                  start: int = 16, grow: int = 16, every: int = 500) -> None:
@@ -84,8 +71,9 @@ class CompressiveAutoencoder(Codec):
             subpixel(M, N), act, Residual(N), Residual(N), Residual(N),
             subpixel(N, N // 2), act, subpixel(N // 2, 3), Affine(0.5, 0.5),
         )
+        self.latent_channels = M
         self.gain = GainUnit(self.lmbdas, M)
-        self.densities = GaussianScaleMixtures(self.qualities, M, components)
+        self.entropy = MixtureLatent(self.qualities, M, components)
         self.register_buffer("steps", torch.zeros((), dtype=torch.long))
 
     def active(self) -> int:
@@ -94,37 +82,18 @@ class CompressiveAutoencoder(Codec):
         grown = config["start"] + config["grow"] * (int(self.steps) // max(config["every"], 1))
         return min(config["M"], grown)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass: rounding with identity gradient, GSM rate; inactive coefficients are zero."""
-        y = self.transform(self.analysis, x) * self.gain.gain(quality)
+        level = self.level_tensor(quality, x.shape[0], x.device)
+        y = self.transform(self.analysis, x) * self.gain.gain(level)
         if self.training:
             mask = (torch.arange(y.shape[1], device=y.device) < self.active()).to(y).view(1, -1, 1, 1)
             y = y * mask
-            self.steps += 1
-        y_hat = quantize(y, "ste" if self.training else "round")
-        likelihood = self.densities.likelihood(y_hat, quality)
-        x_hat = self.transform(self.synthesis, y_hat * self.gain.inverse_gain(quality))
-        return RDOutput(x_hat, {"y": likelihood})
+        out = self.entropy(y, level)
+        x_hat = self.transform(self.synthesis, out.y_hat * self.gain.inverse_gain(level))
+        return RDOutput(x_hat, out.likelihoods)
 
-    def update(self) -> None:
-        """Freeze the mixtures' integer tables."""
-        self.densities.update()
+    def after_step(self, output: RDOutput, terms: dict[str, Tensor]) -> None:
+        """Count the training step (incremental training's schedule)."""
+        self.steps += 1
 
-    @torch.no_grad()
-    def compress(self, x: Tensor, quality: float) -> Encoded:
-        """Code a 1x3xHxW image: the rounded coefficients with their channel's mixture table."""
-        level = self.check_quality(quality)
-        y = self.transform(self.analysis, self.layout(self.pad(x))) * self.gain.gain(torch.tensor([level]))
-        symbols = torch.round(y).long().numpy()
-        index = self.densities.table_index(int(level + 0.5), symbols.shape)
-        return Encoded([coder.encode(symbols, index, self.densities.tables)], x.shape[-2], x.shape[-1], quality)
-
-    @torch.no_grad()
-    def decompress(self, encoded: Encoded) -> Tensor:
-        """Image from `compress`'s output, cropped to its size, in [0, 1]."""
-        level = self.check_quality(encoded.quality)
-        padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        shape = (1, self.config["M"], padded_h // 8, padded_w // 8)
-        symbols = coder.decode(encoded.sections[0], self.densities.table_index(int(level + 0.5), shape),
-                               self.densities.tables)
-        return self.synthesise(torch.from_numpy(symbols.astype(np.int64)).double(), level, encoded)

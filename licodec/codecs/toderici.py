@@ -31,14 +31,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy import coder
 from licodec.entropy.context import VolumeContext
+from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.errors import BitstreamError, CodecError
 from licodec.nn.rnn import CELLS, Binarizer
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 def run_cells(cells: nn.ModuleList, h: Tensor, states: list, between=None) -> tuple[Tensor, list]:
@@ -136,11 +134,13 @@ class DenseDecoder(nn.Module):
 
 
 class RecurrentCodec(Codec):
-    """What both recurrent codecs share: the iterations, the loss, progressive sections."""
+    """What both recurrent codecs share: the iterations, the objective, progressive sections."""
 
     multiple = 16
+    downsampling = 16
     progressive = True
     quality_unit = "iterations"
+    objective = "residual"
 
     def __init__(self, iterations: int = 16, bits: int = 32, cell: str = "lstm", reconstruction: str = "one-shot",
                  encoder_widths: tuple[int, ...] = (64, 256, 512, 512),
@@ -150,10 +150,9 @@ class RecurrentCodec(Codec):
         if reconstruction not in ("one-shot", "additive"):
             raise CodecError(f"unknown reconstruction {reconstruction!r}; expected one-shot or additive")
         # Quality q means q iterations; the lambdas only give the training loop one entry per quality.
-        super().__init__((0.0,) * iterations, iterations=iterations, bits=bits, cell=cell,
+        super().__init__(qualities=iterations, iterations=iterations, bits=bits, cell=cell,
                          reconstruction=reconstruction, encoder_widths=list(encoder_widths),
                          decoder_widths=list(decoder_widths), **config)
-        self.config.pop("lmbdas")
         self.encoder = RecurrentEncoder(tuple(encoder_widths), bits, cell)
         self.decoder = RecurrentDecoder(tuple(decoder_widths), bits, cell)
 
@@ -202,17 +201,6 @@ class RecurrentCodec(Codec):
         if not last:
             raise BitstreamError("no iteration to decode")
         return last[0]
-
-    def loss(self, output: RDOutput, x: Tensor, lmbda: Tensor, metric: str) -> dict[str, Tensor]:
-        """[1], [2]: the mean absolute residual, summed over iterations; plus the context model's rate (which
-        trains the context model only: its input codes are detached)."""
-        bpp = output.bits() / (x.shape[-2] * x.shape[-1])
-        mse = ((output.x_hat.detach().clamp(0, 1) - x) ** 2).flatten(1).mean(1)
-        return {
-            "loss": output.aux["residual"].mean() + bpp.mean(),
-            "bpp": bpp.mean().detach(),
-            "psnr": (-10 * torch.log10(mse.clamp(min=1e-10))).mean(),
-        }
 
     def update(self) -> None:  # noqa: D102
         pass
@@ -268,8 +256,9 @@ class FullResolution(RecurrentCodec):
             previous = b
         return torch.cat(likelihoods, dim=1)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass over all iterations (the quality index is not used: every iteration is trained)."""
+        self.level_tensor(quality, x.shape[0], x.device)  # checked only: every iteration is trained
         codes, outputs = self.iterate(x, self.iterations)
         residual = torch.stack([(x - out).abs().flatten(1).mean(1) for out in outputs]).sum(0)
         return RDOutput(outputs[-1], {"codes": self._code_likelihood(codes)}, {"residual": residual})
@@ -286,15 +275,8 @@ class FullResolution(RecurrentCodec):
         sections, previous = [], torch.zeros_like(codes[0][0])
         for b in codes:
             symbols = ((b[0] + 1) / 2).long()
-            chunks = []
-
-            def step(freqs: np.ndarray, where: tuple[Tensor, ...], symbols=symbols, chunks=chunks) -> Tensor:
-                chunks.append((symbols[where].numpy(), freqs))
-                return symbols[where]
-
-            self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones_like(symbols, dtype=torch.bool), step,
-                               previous)
-            sections.append(coder.encode_categorical_chunks(chunks))
+            sections.append(self.context.encode(torch.tensor([-1.0, 1.0]), symbols,
+                                                torch.ones_like(symbols, dtype=torch.bool), previous))
             previous = b[0]
         return Encoded(sections, x.shape[-2], x.shape[-1], iterations)
 
@@ -303,14 +285,13 @@ class FullResolution(RecurrentCodec):
         """The image after each iteration: each section's codes decoded with the context model (given the
         previous iteration's), then one decoder step."""
         padded_h, padded_w = self.padded_size(encoded.height, encoded.width)
-        shape = (self.config["bits"], padded_h // 16, padded_w // 16)
+        shape = (self.config["bits"], padded_h // self.downsampling, padded_w // self.downsampling)
 
         def codes() -> Iterator[Tensor]:
             previous = torch.zeros(shape)
             for section in encoded.sections:
-                decoder = coder.CategoricalDecoder(section)
-                symbols = self.context.visit(torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
-                                             lambda freqs, where, decoder=decoder: decoder.decode(freqs), previous)
+                symbols = self.context.decode(section, torch.tensor([-1.0, 1.0]), torch.ones(shape, dtype=torch.bool),
+                                              previous)
                 previous = symbols.float() * 2 - 1
                 yield previous.unsqueeze(0)
 
@@ -360,8 +341,9 @@ class PatchRecurrent(RecurrentCodec):
         images = tiles.view(-1, rows, cols, 3, size, size).permute(0, 3, 1, 4, 2, 5)
         return images.reshape(-1, 3, rows * size, cols * size)
 
-    def forward(self, x: Tensor, quality: Tensor) -> RDOutput:
+    def forward(self, x: Tensor, quality: Tensor | float | None = None) -> RDOutput:
         """Training pass: every image cut into 32x32 patches, all iterations trained."""
+        self.level_tensor(quality, x.shape[0], x.device)  # checked only: every iteration is trained
         tiles, grid = self.patches(x)
         codes, outputs = self.iterate(tiles, self.iterations)
         residual = torch.stack([(tiles - out).abs().flatten(1).mean(1) for out in outputs]).sum(0)
@@ -388,7 +370,7 @@ class PatchRecurrent(RecurrentCodec):
         if self.config.get("network", "conv") == "dense":
             shape = (rows * cols, 4 * self.config["bits"], 1, 1)
         else:
-            shape = (rows * cols, self.config["bits"], self.patch // 16, self.patch // 16)
+            shape = (rows * cols, self.config["bits"], self.patch // self.downsampling, self.patch // self.downsampling)
         count = int(np.prod(shape))
         for section in encoded.sections:
             if len(section) != (count + 7) // 8:

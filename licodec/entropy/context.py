@@ -16,10 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from licodec.entropy import coder
 from licodec.errors import BitstreamError
 from licodec.nn.integer import LIMIT
 
@@ -233,6 +235,22 @@ class VolumeContext(nn.Module):
             conditioning = nets[-1](layers[0].to_fixed(condition)[None, None])[0]  # (filters, D, H, W)
         with one_thread():
             return self._walk(layers, activations, conditioning, fixed_values, coded, step, len(values))
+
+    def encode(self, values: Tensor, symbols: Tensor, coded: Tensor, condition: Tensor | None = None) -> bytes:
+        """One section holding the coded voxels of `symbols` (D, H, W), in decoding order (see `visit`)."""
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+
+        def step(freqs: np.ndarray, where: tuple[Tensor, ...]) -> Tensor:
+            chunks.append((symbols[where].numpy(), freqs))
+            return symbols[where]
+
+        self.visit(values, coded, step, condition)
+        return coder.encode_categorical_chunks(chunks)
+
+    def decode(self, section: bytes, values: Tensor, coded: Tensor, condition: Tensor | None = None) -> Tensor:
+        """The symbols (D, H, W) of `encode`'s section, -1 where not coded."""
+        decoder = coder.CategoricalDecoder(section)
+        return self.visit(values, coded, lambda freqs, where: decoder.decode(freqs), condition)
 
     def _walk(self, layers: list, activations: list, conditioning: Tensor | None, fixed_values: Tensor,
               coded: Tensor, step, alphabet: int) -> Tensor:

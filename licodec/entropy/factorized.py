@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from licodec.entropy import coder
+from licodec.entropy.latent import LIKELIHOOD_BOUND, LatentCodec, LatentOutput, nearest_level, nearest_levels
 from licodec.entropy.tables import CdfTables, quantize_pmfs
 from licodec.nn.ops import lower_bound
 from licodec.quant import quantize
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 class FactorizedDensity(nn.Module):
@@ -148,14 +148,36 @@ class FactorizedDensities(nn.Module):
 
     def __init__(self, levels: int, channels: int, integer_grid: bool = False) -> None:
         super().__init__()
+        self.channels = channels
         self.levels = nn.ModuleList(FactorizedDensity(channels, integer_grid=integer_grid) for _ in range(levels))
 
     def __getitem__(self, level: float) -> FactorizedDensity:
         """The density of a 0-based level; a level between two trained ones takes the nearer one's density."""
-        return self.levels[int(math.floor(level + 0.5))]
+        return self.levels[nearest_level(level)]
+
+    # The per-level interface of a hyperprior's z prior (`licodec.entropy.hyperprior`), shared with
+    # `GaussianPriors`: every method takes the 0-based level first.
+
+    def medians(self, level: float) -> Tensor:
+        """What z's symbols are offsets from, per channel (C,)."""
+        return self[level].medians
+
+    def symbols(self, level: float, z: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """Integer symbols of z and each symbol's table index."""
+        return self[level].symbols(z)
+
+    def table_index(self, level: float, shape: tuple[int, ...]) -> np.ndarray:
+        """The table of every symbol of a z of `shape`."""
+        return self[level].table_index(shape)
+
+    def level_tables(self, level: float) -> CdfTables:
+        """The tables that `table_index` indexes."""
+        return self[level].tables
 
     def forward(self, y: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
-        """Quantize each sample with the density of its level; returns (y_hat, likelihood)."""
+        """Quantize each sample with the density of its 0-based level (the nearest trained one); returns
+        (y_hat, likelihood)."""
+        quality = nearest_levels(quality)
         y_hat = torch.empty_like(y)
         likelihood = torch.empty_like(y)
         for level in torch.unique(quality).tolist():
@@ -169,3 +191,36 @@ class FactorizedDensities(nn.Module):
         """Freeze the tables of every level."""
         for density in self.levels:
             density.update()
+
+
+class FactorizedLatent(LatentCodec):
+    """y coded with a learned density per channel and level, no side information (Ballé et al. 2017 [4]).
+
+    `quantization`: "noise" (uniform noise in training), "ste" (rounding, straight-through gradients) or "mixed"
+    (noise for the rate, STE rounding into the synthesis). One section."""
+
+    def __init__(self, levels: int, channels: int, quantization: str = "mixed") -> None:
+        super().__init__()
+        self.quantization = quantization
+        self.densities = FactorizedDensities(levels, channels)
+
+    def forward(self, y: Tensor, level: Tensor) -> LatentOutput:  # noqa: D102
+        rate_mode = "noise" if self.training and self.quantization in ("noise", "mixed") else "round"
+        y_noisy, likelihood = self.densities(y, level, rate_mode)
+        y_hat = quantize(y, "ste") if self.training and self.quantization == "mixed" else y_noisy
+        return LatentOutput(y_hat, {"y": likelihood})
+
+    def update(self) -> None:  # noqa: D102
+        self.densities.update()
+
+    @torch.no_grad()
+    def encode(self, y: Tensor, level: float) -> tuple[list[bytes], Tensor]:  # noqa: D102
+        density = self.densities[level]
+        symbols, index = density.symbols(y)
+        return [coder.encode(symbols, index, density.tables)], density.dequantize(symbols).double()
+
+    @torch.no_grad()
+    def decode(self, sections: list[bytes], shape: tuple[int, ...], level: float) -> Tensor:  # noqa: D102
+        density = self.densities[level]
+        symbols = coder.decode(sections[0], density.table_index(shape), density.tables)
+        return density.dequantize(symbols.astype(np.int64)).double()

@@ -18,11 +18,10 @@ import torch
 from scipy.special import ndtr, ndtri
 from torch import Tensor, nn
 
+from licodec.entropy.latent import LIKELIHOOD_BOUND, nearest_level, nearest_levels
 from licodec.entropy.tables import CdfTables, quantize_pmfs
 from licodec.nn.ops import lower_bound
 from licodec.quant import quantize
-
-LIKELIHOOD_BOUND = 1e-9
 
 
 class GaussianConditional(nn.Module):
@@ -83,9 +82,9 @@ class GaussianPriors(nn.Module):
     hyper-latent z in Lee, Cho & Beack 2019 [19] (where Ballé 2018 uses a non-parametric density).
 
     z is coded on the integer grid with the `GaussianConditional` tables; the table of each channel is chosen at
-    `update()` and stored (`index`), so the decoder never evaluates a float to pick it. Indexing by level gives
-    the same small interface as `FactorizedDensities` (medians, symbols, tables, table_index), so the hyperprior
-    codecs use either.
+    `update()` and stored (`index`), so the decoder never evaluates a float to pick it. Its per-level methods
+    (medians, symbols, table_index, level_tables) are those of `FactorizedDensities`, so a hyperprior takes
+    either.
     """
 
     def __init__(self, levels: int, channels: int, init_scale: float = 4.0) -> None:
@@ -98,7 +97,7 @@ class GaussianPriors(nn.Module):
     def forward(self, z: Tensor, quality: Tensor, mode: str = "noise") -> tuple[Tensor, Tensor]:
         """Quantize z (noise, STE or rounding, on the integer grid) and return (z_hat, likelihood)."""
         z_hat = quantize(z, mode)
-        scales = torch.exp(self.log_scales[quality])[:, :, None, None]
+        scales = torch.exp(self.log_scales[nearest_levels(quality)])[:, :, None, None]
         return z_hat, self.gaussian.likelihood(z_hat, scales)
 
     @torch.no_grad()
@@ -108,29 +107,19 @@ class GaussianPriors(nn.Module):
         fixed = torch.floor(torch.exp(self.log_scales.detach().double()) * (1 << 16) + 0.5).long()
         self.index.copy_(self.gaussian.index(fixed, 16))
 
-    def __getitem__(self, level: float) -> _GaussianLevel:
-        """The prior of a 0-based level (the nearer trained level between two)."""
-        return _GaussianLevel(self, int(math.floor(level + 0.5)))
+    def medians(self, level: float) -> Tensor:
+        """What z's symbols are offsets from: zero (the priors are zero-mean)."""
+        return torch.zeros(self.channels)
 
-
-class _GaussianLevel:
-    """One level of `GaussianPriors`, seen through the interface of a `FactorizedDensity`."""
-
-    def __init__(self, priors: GaussianPriors, level: int) -> None:
-        self.priors = priors
-        self.level = level
-
-    @property
-    def medians(self) -> Tensor:
-        return torch.zeros(self.priors.channels)
-
-    @property
-    def tables(self) -> CdfTables:
-        return self.priors.gaussian.tables
-
-    def table_index(self, shape: tuple[int, ...]) -> np.ndarray:
-        return np.broadcast_to(self.priors.index[self.level].numpy().reshape(1, -1, 1, 1), shape)
-
-    def symbols(self, z: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    def symbols(self, level: float, z: Tensor) -> tuple[np.ndarray, np.ndarray]:
+        """z rounded to integers, and each symbol's table index."""
         symbols = torch.round(z).long().numpy()
-        return symbols, self.table_index(symbols.shape)
+        return symbols, self.table_index(level, symbols.shape)
+
+    def table_index(self, level: float, shape: tuple[int, ...]) -> np.ndarray:
+        """The table of every symbol of a z of `shape`: its channel's, chosen at `update()`."""
+        return np.broadcast_to(self.index[nearest_level(level)].numpy().reshape(1, -1, 1, 1), shape)
+
+    def level_tables(self, level: float) -> CdfTables:
+        """The tables that `table_index` indexes (shared by every level)."""
+        return self.gaussian.tables

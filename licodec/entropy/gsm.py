@@ -17,9 +17,11 @@ import torch
 from scipy.special import ndtr
 from torch import Tensor, nn
 
+from licodec.entropy import coder
+from licodec.entropy.latent import LIKELIHOOD_BOUND, LatentCodec, LatentOutput, nearest_level, nearest_levels
 from licodec.entropy.tables import CdfTables, quantize_pmfs
+from licodec.quant import quantize
 
-LIKELIHOOD_BOUND = 1e-9
 MAX_HALF_WIDTH = 1 << 12  # tables span at most +-4096; larger values are escaped
 
 
@@ -67,3 +69,31 @@ class GaussianScaleMixtures(nn.Module):
         """The table of every element of a latent of `shape` (1, C, H, W) at a trained level."""
         index = level * self.channels + np.arange(self.channels).reshape(1, -1, 1, 1)
         return np.broadcast_to(index, shape)
+
+
+class MixtureLatent(LatentCodec):
+    """y rounded to integers (straight-through gradient in training, as [3]) and coded with the Gaussian scale
+    mixture of its channel and level. One section."""
+
+    def __init__(self, levels: int, channels: int, components: int = 6) -> None:
+        super().__init__()
+        self.densities = GaussianScaleMixtures(levels, channels, components)
+
+    def forward(self, y: Tensor, level: Tensor) -> LatentOutput:  # noqa: D102
+        y_hat = quantize(y, "ste" if self.training else "round")
+        return LatentOutput(y_hat, {"y": self.densities.likelihood(y_hat, nearest_levels(level))})
+
+    def update(self) -> None:  # noqa: D102
+        self.densities.update()
+
+    @torch.no_grad()
+    def encode(self, y: Tensor, level: float) -> tuple[list[bytes], Tensor]:  # noqa: D102
+        symbols = torch.round(y).long()
+        index = self.densities.table_index(nearest_level(level), tuple(symbols.shape))
+        return [coder.encode(symbols.numpy(), index, self.densities.tables)], symbols.double()
+
+    @torch.no_grad()
+    def decode(self, sections: list[bytes], shape: tuple[int, ...], level: float) -> Tensor:  # noqa: D102
+        index = self.densities.table_index(nearest_level(level), shape)
+        symbols = coder.decode(sections[0], index, self.densities.tables)
+        return torch.from_numpy(symbols.astype(np.int64)).double()

@@ -17,8 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from licodec.entropy import coder
 from licodec.entropy.factorized import FactorizedDensities, FactorizedDensity
+from licodec.entropy.latent import LatentCodec, LatentOutput, nearest_levels
 from licodec.entropy.tables import PRECISION, CdfTables, quantize_pmfs
+from licodec.errors import BitstreamError
+from licodec.quant import quantize
 
 ESCAPE_BITS = 40.0  # a generous count for an escaped value: such blocks simply prefer another model
 
@@ -51,6 +55,7 @@ class LocalDensities(nn.Module):
     def forward(self, y_hat: Tensor, quality: Tensor) -> tuple[Tensor, Tensor]:
         """Training pass on a quantized (or noisy) latent: the likelihood of each element under its block's best
         model, and the likelihood of each block's choice (1/K), shaped (N, Hb * Wb)."""
+        quality = nearest_levels(quality)
         likelihood = torch.empty_like(y_hat)
         n, m, h, w = y_hat.shape
         for level in torch.unique(quality).tolist():
@@ -96,3 +101,49 @@ class LocalDensities(nn.Module):
     def update(self) -> None:
         """Freeze the tables of every model of every level."""
         self.densities.update()
+
+
+class LocalLatent(LatentCodec):
+    """y coded with the local entropy models of [18] (`LocalDensities`). Sections: the blocks' choices (a uniform
+    table), then y with the chosen tables. `quantization` as for `FactorizedLatent`."""
+
+    sections = 2
+
+    def __init__(self, levels: int, channels: int, models: int = 8, block: int = 4,
+                 quantization: str = "mixed") -> None:
+        super().__init__()
+        self.quantization = quantization
+        self.local = LocalDensities(levels, channels, models, block)
+
+    def forward(self, y: Tensor, level: Tensor) -> LatentOutput:
+        """Training pass: the rate of each block under its best model, plus the choices' log2 K bits."""
+        noisy = self.training and self.quantization in ("noise", "mixed")
+        y_rate = quantize(y, "noise" if noisy else ("ste" if self.training else "round"))
+        likelihood, choice_likelihood = self.local(y_rate, level)
+        y_hat = quantize(y, "ste" if self.training else "round") if self.quantization != "noise" else y_rate
+        return LatentOutput(y_hat, {"y": likelihood, "choices": choice_likelihood})
+
+    def update(self) -> None:  # noqa: D102
+        self.local.update()
+
+    @torch.no_grad()
+    def encode(self, y: Tensor, level: float) -> tuple[list[bytes], Tensor]:  # noqa: D102
+        y_int = torch.round(y).long().numpy()
+        density = self.local.level(level)
+        choice = self.local.choose(y_int, level)
+        index = self.local.table_index(choice, y_int.shape)
+        symbols = y_int - density.centres.numpy().astype(np.int64)[index]
+        sections = [coder.encode(choice, np.zeros_like(choice), self.local.choice_tables),
+                    coder.encode(symbols, index, density.tables)]
+        return sections, torch.from_numpy(y_int).double()
+
+    @torch.no_grad()
+    def decode(self, sections: list[bytes], shape: tuple[int, ...], level: float) -> Tensor:  # noqa: D102
+        density = self.local.level(level)
+        blocks = (math.ceil(shape[-2] / self.local.block), math.ceil(shape[-1] / self.local.block))
+        choice = coder.decode(sections[0], np.zeros(blocks, dtype=np.int64), self.local.choice_tables)
+        if choice.min() < 0 or choice.max() >= self.local.models:
+            raise BitstreamError("entropy model choice out of range")
+        index = self.local.table_index(choice, shape)
+        symbols = coder.decode(sections[1], index, density.tables)
+        return torch.from_numpy(symbols + density.centres.numpy().astype(np.int64)[index]).double()

@@ -140,7 +140,7 @@ class Coder:
                 yield (setting, *self.code(x, setting))
             return
         wanted = set(self.settings)
-        from licodec.api import _pack, compress_tensor
+        from licodec.api import compress_tensor, pack
         from licodec.bitstream import unpack
         from licodec.codecs.base import Encoded
 
@@ -157,7 +157,7 @@ class Coder:
                 if k not in wanted:
                     continue
                 prefix = Encoded(sections[: codec.sections_for(k)], header.height, header.width, k)
-                yield (float(k), _pack(codec, prefix, 3), x_hat, encode_s if k == self.settings[-1] else math.nan,
+                yield (float(k), pack(codec, prefix, 3), x_hat, encode_s if k == self.settings[-1] else math.nan,
                        decode_s)
 
 

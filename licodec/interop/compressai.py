@@ -145,6 +145,7 @@ def convert(arch: str, state: dict[str, torch.Tensor], lmbda: float, scale_round
             for k in (0, 2, 4):
                 mapped[f"entropy_parameters.{k}.{part}"] = state.get(f"entropy_parameters.{k}.{part}")
     mapped.update({f"{density}.{key}": value for key, value in bottleneck.items()})
+    mapped = {codec.current_name(key): value for key, value in mapped.items()}  # the codec's names of today
     missing = sorted(key for key, value in mapped.items() if value is None)
     if missing:
         raise WeightsError(f"not a CompressAI {arch} state dict: no tensor for licodec's {missing[0]}")

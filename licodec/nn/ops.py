@@ -1,9 +1,18 @@
-"""Small differentiable operations used by GDN and the entropy models."""
+"""Small operations shared by the layers, the entropy models and the codecs."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+
+
+def run_transform(network: nn.Module, x: Tensor, dtype: torch.dtype | None) -> Tensor:
+    """`network(x)`, under autocast to `dtype` when one is given (mixed precision of the transforms); float32
+    out. The entropy models' likelihoods and the integer networks never run under it."""
+    if dtype is None:
+        return network(x)
+    with torch.autocast(x.device.type, dtype=dtype):
+        return network(x).float()
 
 
 class _LowerBoundFunction(torch.autograd.Function):

@@ -27,6 +27,12 @@ def project(values: Tensor, keep: float) -> Tensor:
     return (flat * (flat.abs() >= threshold)).view_as(values)
 
 
+@torch.no_grad()
+def _smallest_kept(z: Tensor) -> Tensor:
+    kept = z.flatten(1).abs()
+    return torch.where(kept > 0, kept, torch.inf).amin(1).mean()
+
+
 class AdmmPruning(nn.Module):
     """The ADMM sparsity term for training and the magnitude threshold for test time."""
 
@@ -39,6 +45,7 @@ class AdmmPruning(nn.Module):
         self.inner = inner
         self.momentum = momentum
         self.register_buffer("threshold", torch.zeros(()))
+        self.smallest_kept: Tensor | None = None  # of the last penalty, for `after_step`
 
     def penalty(self, y: Tensor) -> Tensor:
         """rho/2 ||y - Z + U||^2 per sample, after `inner` ADMM updates of Z and U on the detached y."""
@@ -47,11 +54,16 @@ class AdmmPruning(nn.Module):
         for _ in range(self.inner):
             z = project(target + u, 1 - self.sparsity)
             u = u + target - z
-        with torch.no_grad():
-            kept = z.flatten(1).abs()
-            smallest_kept = torch.where(kept > 0, kept, torch.inf).amin(1).mean()
-            self.threshold.mul_(self.momentum).add_((1 - self.momentum) * smallest_kept)
+        self.smallest_kept = _smallest_kept(z)
         return self.rho / 2 * ((y - z + u) ** 2).flatten(1).sum(1)
+
+    @torch.no_grad()
+    def after_step(self) -> None:
+        """After a training step: the test-time threshold follows (running average) the smallest magnitude that
+        the last `penalty`'s projection kept."""
+        if self.smallest_kept is not None:
+            self.threshold.mul_(self.momentum).add_((1 - self.momentum) * self.smallest_kept)
+            self.smallest_kept = None
 
     def prune(self, y: Tensor) -> Tensor:
         """Zero the entries below the learned threshold (test time)."""

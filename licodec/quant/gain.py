@@ -13,6 +13,10 @@ import math
 import torch
 from torch import Tensor, nn
 
+#: MSE lambdas of the six levels of a variable-rate model (distortion in 8-bit units squared / 255**2, as
+#: CompressAI's q1..q6).
+DEFAULT_LMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483)
+
 
 class GainUnit(nn.Module):
     """Learned positive gain and inverse-gain vectors, one pair per quality level."""

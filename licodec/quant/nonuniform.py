@@ -79,12 +79,7 @@ class NonUniformQuantizer(nn.Module):
         self.bits.copy_(torch.gather(bits, 1, order))
 
     def forward(self, y: Tensor) -> tuple[Tensor, Tensor]:
-        """(y_hat, indices): nearest levels in value; in training the soft assignment's gradient, and a refit of
-        the levels every `refit_every` steps."""
-        if self.training:
-            if int(self.steps) % self.refit_every == 0:
-                self.refit(y)
-            self.steps += 1
+        """(y_hat, indices): nearest levels in value; in training the soft assignment's gradient."""
         indices = self.indices(y)
         hard = self.dequantize(indices)
         if not self.training:

@@ -19,7 +19,7 @@ from tqdm import tqdm
 from licodec.codecs.base import Codec
 from licodec.data.folder import CropSampler, list_images
 from licodec.registry import codec_class
-from licodec.train.losses import METRICS, MIN_MS_SSIM_CROP, rd_loss
+from licodec.train.losses import METRICS, MIN_MS_SSIM_CROP, discriminator_loss, objective
 
 # A module per quality level (the hyperprior's z densities) is named "<head>.levels.<level>.<rest>".
 PER_LEVEL = re.compile(r"(?P<head>.+)\.levels\.(?P<level>\d+)\.(?P<rest>.+)")
@@ -64,12 +64,6 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.final_lr + 0.5 * (config.lr - config.final_lr) * (1 + math.cos(math.pi * progress))
 
 
-def _is_density(name: str) -> bool:
-    """Parameters of a learned density: factorized densities (other than their quantiles, which the aux loss
-    trains) and categorical priors."""
-    return ("densities." in name or "priors." in name) and not name.endswith("quantiles")
-
-
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
@@ -97,22 +91,56 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     """Train `config.codec` and return it (tables not yet frozen: call `update()` before coding). The codec's
     `train_config` is the configuration the run used (on resume, the checkpoint's, with this call's steps).
 
+    The codec brings its side of the contract (`licodec.codecs.base.Codec`): its objective
+    (`licodec.train.losses.OBJECTIVES`), its parameter groups, and `before_step` / `after_step`.
     `stop_at` ends this run early at that step, with a checkpoint, so a long schedule can run in resumable chunks.
     """
+    _check(config)
+    rank, world = _world()
+    torch.manual_seed(config.seed + rank)
+    device = torch.device(config.device)
+    state = torch.load(config.checkpoint, map_location="cpu", weights_only=False) if resume else None
+    if state is not None:
+        config = TrainConfig.saved(state["train_config"], steps=config.steps, checkpoint=config.checkpoint)
+    codec = _prepare(config, device, state is None, progress and rank == 0)
+    paths = list_images(config.data)
+    if not paths:
+        raise ValueError(f"no images found under {config.data}")
+    sampler = CropSampler(paths, config.crop, seed=config.seed + 1000 * rank, progress=progress and rank == 0)
+    run = _Run(codec, config, device, sampler, world)
+    step = run.restore(state) if state is not None else 0
+    codec.train()
+    bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc=config.codec)
+    last = config.steps if stop_at is None else min(stop_at, config.steps)
+    while step < last:
+        terms = run.step(step)
+        step += 1
+        bar.update(1)
+        if step % 10 == 0:
+            bar.set_postfix({k: f"{v.item():.3f}" for k, v in terms.items()
+                             if k in ("loss", "bpp", "psnr", "aux", "g", "d")})
+        if step % config.checkpoint_every == 0 or step == last:
+            run.save(Path(config.checkpoint), step, rank)
+    bar.close()
+    codec.train_config = config
+    return codec
+
+
+def _check(config: TrainConfig) -> None:
     if config.metric not in METRICS:
         raise ValueError(f"unknown metric {config.metric!r}; expected one of {METRICS}")
     if config.metric == "ms-ssim" and config.crop < MIN_MS_SSIM_CROP:
         raise ValueError(f"MS-SSIM training needs crops of at least {MIN_MS_SSIM_CROP} pixels")
-    rank, world = _world()
-    torch.manual_seed(config.seed + rank)
-    device = torch.device(config.device)
-    checkpoint_path = Path(config.checkpoint)
-    state = torch.load(checkpoint_path, map_location="cpu", weights_only=False) if resume else None
-    if state is not None:
-        config = TrainConfig.saved(state["train_config"], steps=config.steps, checkpoint=config.checkpoint)
+    if config.precision not in ("fp32", "bf16"):
+        raise ValueError(f"unknown precision {config.precision!r}; expected fp32 or bf16")
+
+
+def _prepare(config: TrainConfig, device: torch.device, fresh_run: bool, verbose: bool) -> Codec:
+    """The codec to train: built, started from `config.init` (a fresh run only), in the run's precision, with
+    everything outside `config.only` frozen."""
     codec = build(config).to(device)
-    prefixes = tuple(p.strip() for p in config.only.split(",") if p.strip())
-    if config.init and state is None:
+    prefixes = tuple(codec.current_name(p.strip()) for p in config.only.split(",") if p.strip())
+    if config.init and fresh_run:
         fresh = _initialize(codec, config.init)
         frozen = [name for name in fresh if prefixes and not name.startswith(prefixes)]
         if frozen:
@@ -120,91 +148,97 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             # random for the whole run.
             raise ValueError(f"{len(frozen)} tensors outside --only are not in {config.init} (are its codec options "
                              f"the same?): {', '.join(frozen[:4])}")
-        if fresh and progress and rank == 0:
+        if fresh and verbose:
             tqdm.write(f"{len(fresh)} tensors not in {config.init} start fresh: {', '.join(fresh[:6])}"
                        + (", ..." if len(fresh) > 6 else ""))
     if config.precision == "bf16":
         codec.transform_dtype = torch.bfloat16
         codec.channels_last()
-    elif config.precision != "fp32":
-        raise ValueError(f"unknown precision {config.precision!r}; expected fp32 or bf16")
-    paths = list_images(config.data)
-    if not paths:
-        raise ValueError(f"no images found under {config.data}")
-    sampler = CropSampler(paths, config.crop, seed=config.seed + 1000 * rank, progress=progress and rank == 0)
     for name, parameter in codec.named_parameters():
         if prefixes and not name.startswith(prefixes):
             parameter.requires_grad_(False)
-    # A frozen density's quantiles stay too, so that its coding tables do not change.
-    quantiles = [p for n, p in codec.named_parameters() if n.endswith("quantiles") and p.requires_grad]
-    densities = [p for n, p in codec.named_parameters() if _is_density(n) and p.requires_grad]
-    transforms = [p for n, p in codec.named_parameters()
-                  if not n.endswith("quantiles") and not _is_density(n) and p.requires_grad]
-    if not transforms + densities:
-        raise ValueError(f"no parameter of {config.codec} starts with {config.only!r}")
-    main = transforms + densities
-    # The factorized densities start wide (Ballé 2018, init_scale 10); at the transforms' learning rate they take
-    # thousands of steps just to narrow, so they learn `density_lr_scale` times faster.
-    optimizer = torch.optim.Adam([{"params": transforms, "scale": 1.0},
-                                  {"params": densities, "scale": config.density_lr_scale}], lr=config.lr)
-    # The quantiles of factorized densities learn from the aux loss; codecs without them have no aux optimizer.
-    aux_optimizer = torch.optim.Adam(quantiles, lr=config.aux_lr) if quantiles else None
-    lmbdas = torch.tensor(codec.lmbdas, device=device)
-    levels = _levels(config.qualities, codec.qualities, device)
-    # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not in the weights.
-    gan = _Adversary(codec, config, device) if getattr(codec, "adversarial", False) else None
-    step = 0
-    if state is not None:
-        codec.load_state_dict(state["model"])
-        _load_optimizer(optimizer, state["optimizer"], codec)
-        if aux_optimizer is not None:
-            aux_optimizer.load_state_dict(state["aux_optimizer"])
-        sampler.restore(state["sampler"][rank] if rank < len(state["sampler"]) else state["sampler"][0])
-        torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
-        if gan is not None:
-            gan.load(state["adversary"])
-    codec.train()
-    bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc=config.codec)
-    last = config.steps if stop_at is None else min(stop_at, config.steps)
-    while step < last:
-        for group in optimizer.param_groups:
+    return codec
+
+
+class _Run:
+    """One training run's optimizers, objective, levels and adversary, and its step."""
+
+    def __init__(self, codec: Codec, config: TrainConfig, device: torch.device, sampler: CropSampler,
+                 world: int) -> None:
+        self.codec, self.config, self.device, self.sampler, self.world = codec, config, device, sampler, world
+        groups = {k: [p for p in v if p.requires_grad] for k, v in codec.parameter_groups().items()}
+        if not groups["main"] + groups["density"]:
+            raise ValueError(f"no parameter of {config.codec} starts with {config.only!r}")
+        self.main = groups["main"] + groups["density"]
+        # The factorized densities start wide (Ballé 2018, init_scale 10); at the transforms' learning rate they
+        # take thousands of steps just to narrow, so they learn `density_lr_scale` times faster.
+        self.optimizer = torch.optim.Adam([{"params": groups["main"], "scale": 1.0},
+                                           {"params": groups["density"], "scale": config.density_lr_scale}],
+                                          lr=config.lr)
+        # A frozen density's quantiles stay too, so that its coding tables do not change; codecs without
+        # quantiles have no aux optimizer.
+        self.quantiles = groups["quantiles"]
+        self.aux_optimizer = torch.optim.Adam(self.quantiles, lr=config.aux_lr) if self.quantiles else None
+        self.objective = objective(codec)
+        # None where the levels are not lambdas (iterations, bitplanes, bottlenecks)
+        self.lmbdas = torch.tensor(codec.lmbdas, device=device) if codec.lmbdas else None
+        self.levels = _levels(config.qualities, codec.qualities, device)
+        # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not the weights.
+        self.adversary = _Adversary(codec, config, device) if codec.adversarial else None
+
+    def step(self, step: int) -> dict[str, torch.Tensor]:
+        """One optimizer step on a fresh batch; returns the objective's terms (plus "aux", and "d" for GANs)."""
+        codec, config = self.codec, self.config
+        for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(config, step) * group["scale"]
-        x = sampler.batch(config.batch_size).to(device)
+        x = self.sampler.batch(config.batch_size).to(self.device)
         if config.precision == "bf16":
             x = x.contiguous(memory_format=torch.channels_last)
-        quality = levels[torch.randint(len(levels), (x.shape[0],), device=device)]
-        output = codec(x, quality)
-        # A codec may define its own objective (the recurrent codecs: residuals over iterations; GANs).
-        if gan is not None:
-            terms = codec.generator_loss(output, x, gan.discriminator, config.metric)
-        else:
-            terms = getattr(codec, "loss", rd_loss)(output, x, lmbdas[quality], config.metric)
+        level = self.levels[torch.randint(len(self.levels), (x.shape[0],), device=self.device)]
+        codec.before_step(step, x, level)
+        output = codec(x, level + 1)
+        discriminator = self.adversary.discriminator if self.adversary is not None else None
+        lmbda = None if self.lmbdas is None else self.lmbdas[level]
+        terms = self.objective(codec, output, x, lmbda, config.metric, discriminator)
         aux = codec.aux_loss()
-        optimizer.zero_grad(set_to_none=True)
-        if aux_optimizer is not None:
-            aux_optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.aux_optimizer is not None:
+            self.aux_optimizer.zero_grad(set_to_none=True)
         (terms["loss"] + aux).backward()
-        if world > 1:
-            _average_gradients(main + quantiles, world)
-        torch.nn.utils.clip_grad_norm_(main, config.clip)
-        optimizer.step()
-        if aux_optimizer is not None:
-            aux_optimizer.step()
-        if gan is not None:
-            terms["d"] = gan.step(codec, x, output.x_hat, world)
-        step += 1
-        bar.update(1)
-        if step % 10 == 0:
-            shown = {"loss": terms["loss"], "bpp": terms["bpp"], "psnr": terms["psnr"], "aux": aux}
-            shown.update({k: terms[k] for k in ("g", "d") if k in terms})
-            bar.set_postfix({k: f"{v.item():.3f}" for k, v in shown.items()})
-        if step % config.checkpoint_every == 0 or step == last:
-            _save(checkpoint_path, codec, optimizer, aux_optimizer, sampler, config, step, rank, world,
-                  gan.state() if gan is not None else None)
-    bar.close()
-    codec.train_config = config
-    return codec
+        if self.world > 1:
+            _average_gradients(self.main + self.quantiles, self.world)
+        torch.nn.utils.clip_grad_norm_(self.main, config.clip)
+        self.optimizer.step()
+        if self.aux_optimizer is not None:
+            self.aux_optimizer.step()
+        if self.adversary is not None:
+            terms["d"] = self.adversary.step(x, output.x_hat, self.world)
+        codec.after_step(output, terms)
+        return {**terms, "aux": aux}
+
+    def restore(self, state: dict) -> int:
+        """Resume from a checkpoint; returns its step. A checkpoint of an older module layout (`renamed_modules`)
+        restores the weights under today's names and restarts the optimizers' moments."""
+        codec = self.codec
+        codec.load_state_dict({codec.current_name(k): v for k, v in state["model"].items()})
+        names = [n for n, _ in codec.named_parameters()]
+        if state.get("parameter_names", names) == names:
+            _load_optimizer(self.optimizer, state["optimizer"], codec)
+            if self.aux_optimizer is not None:
+                self.aux_optimizer.load_state_dict(state["aux_optimizer"])
+        else:
+            tqdm.write("the checkpoint's parameters are in an older layout: the optimizers start afresh")
+        rank = _world()[0]
+        self.sampler.restore(state["sampler"][rank] if rank < len(state["sampler"]) else state["sampler"][0])
+        torch.set_rng_state(state["torch_rng"])
+        if self.adversary is not None:
+            self.adversary.load(state["adversary"])
+        return state["step"]
+
+    def save(self, path: Path, step: int, rank: int) -> None:
+        """A resumable checkpoint of the run at `step`."""
+        _save(path, self.codec, self.optimizer, self.aux_optimizer, self.sampler, self.config, step, rank,
+              self.world, self.adversary.state() if self.adversary is not None else None)
 
 
 def _levels(qualities: str, count: int, device: torch.device) -> torch.Tensor:
@@ -249,6 +283,7 @@ def _initialize(codec: Codec, source: str) -> list[str]:
     else:
         checkpoint = torch.load(source, map_location="cpu", weights_only=False)
         saved, saved_lmbdas = checkpoint["model"], checkpoint.get("codec_config", {}).get("lmbdas")
+        saved = {codec.current_name(k): v for k, v in saved.items()}  # a checkpoint of an older layout
     own = codec.state_dict()
     sources = _level_sources(getattr(codec, "lmbdas", None), saved_lmbdas)
     if sources is not None:
@@ -311,10 +346,10 @@ class _Adversary:
         self.discriminator = codec.build_discriminator().to(device)
         self.optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.lr)
 
-    def step(self, codec: Codec, x: torch.Tensor, x_hat: torch.Tensor, world: int) -> torch.Tensor:
+    def step(self, x: torch.Tensor, x_hat: torch.Tensor, world: int) -> torch.Tensor:
         """Train D on real x against the generated x_hat; returns D's loss."""
         self.optimizer.zero_grad(set_to_none=True)  # drops what the generator's loss left in D
-        loss = codec.discriminator_loss(x, x_hat, self.discriminator)
+        loss = discriminator_loss(x, x_hat, self.discriminator)
         loss.backward()
         if world > 1:
             _average_gradients(list(self.discriminator.parameters()), world)
@@ -343,6 +378,7 @@ def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampl
         "codec": config.codec,
         "codec_config": codec.config,
         "model": codec.state_dict(),
+        "parameter_names": [n for n, _ in codec.named_parameters()],
         "optimizer": optimizer.state_dict(),
         "aux_optimizer": aux_optimizer.state_dict() if aux_optimizer is not None else None,
         "sampler": samplers,

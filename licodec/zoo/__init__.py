@@ -114,6 +114,7 @@ def from_bytes(data: bytes) -> Codec:
         codec = build(cls, config)
     except (TypeError, ValueError, CodecError) as error:
         raise WeightsError(f"weights file does not match codec {metadata['codec']!r} ({error})") from None
+    tensors = renamed(tensors, codec)
     state = {k[len("model."):]: v.float() if v.is_floating_point() and v.dtype == torch.float16 else v
              for k, v in tensors.items() if k.startswith("model.")}
     try:
@@ -201,6 +202,18 @@ class _ScalesRoundedUp(GaussianConditional):
         """Fixed-point boundaries: a scale s takes table entry i when table[i-1] < s <= table[i]."""
         table = self.scale_table.double()[:-1]
         return torch.floor(table * (1 << fraction_bits)).long() + 1
+
+
+def renamed(tensors: dict[str, torch.Tensor], codec: Codec) -> dict[str, torch.Tensor]:
+    """`tensors` of a weights file with the module names in their keys ("model.<module>...",
+    "visible.<module>...", "tables.<module>...") as `codec` names them today (`Codec.renamed_modules`)."""
+    if not codec.renamed_modules:
+        return tensors
+    out = {}
+    for key, value in tensors.items():
+        kind, _, name = key.partition(".")
+        out[f"{kind}.{codec.current_name(name)}"] = value
+    return out
 
 
 def _base_tensors(name: str, expected: str) -> dict[str, torch.Tensor]:

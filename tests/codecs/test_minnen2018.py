@@ -37,11 +37,12 @@ def codec(request):
 def _encoder_latent(codec, x, quality):
     """y_hat as the encoder computes it (fixed point), with no bytes involved."""
     level = quality - 1
-    y = codec.analyse(x, level).double()
-    _, z_symbols = codec.encode_z(y.float(), level)
-    one = 1 << codec.integer("entropy_parameters").fraction_bits
-    return codec._visit(codec.hyper_fixed(z_symbols, level),
-                        lambda index, means, rows, cols: torch.round(y[0, :, rows, cols] - means.double() / one))
+    entropy = codec.entropy
+    y = codec.latent(x, level).double()
+    _, z_symbols = entropy.encode_side(y.float(), level)
+    one = 1 << entropy.integer("entropy_parameters").fraction_bits
+    return entropy.visit(entropy.hyper_fixed(z_symbols, level), y.shape[1],
+                         lambda index, means, rows, cols: torch.round(y[0, :, rows, cols] - means.double() / one))
 
 
 @pytest.mark.parametrize("size", [(1, 1), (70, 45), (64, 130)])
@@ -50,13 +51,13 @@ def test_round_trip_is_exact(codec, size):
     encoded = codec.compress(x, 2)
     assert sum(len(s) for s in encoded.sections) > 8
     with torch.no_grad():
-        expected = codec.synthesise(_encoder_latent(codec, x, 2).double() / 1024, 1, encoded)
+        expected = codec.reconstruct(_encoder_latent(codec, x, 2).double() / 1024, 1, encoded)
         assert torch.equal(codec.decompress(encoded), expected)
 
 
 def test_wavefront_decoder_equals_a_position_by_position_decoder():
     """The batched wavefront visits give the same latent as visiting one position at a time in raster order."""
-    import licodec.codecs.minnen2018 as module
+    import licodec.entropy.hyperprior as module
 
     codec = _lively("minnen2018-joint")
     x = _image(70, 130)
@@ -88,11 +89,12 @@ def test_bytes_identical_with_one_and_two_threads(any_codec):
 
 def test_forward_likelihoods_and_the_estimate(any_codec):
     codec = any_codec.train()
-    output = codec(_image(64, 64).repeat(2, 1, 1, 1), torch.tensor([0, 1]))
+    output = codec(_image(64, 64).repeat(2, 1, 1, 1), torch.tensor([1, 2]))
     for likelihood in output.likelihoods.values():
         assert ((likelihood > 0) & (likelihood <= 1)).all()
     output.bits().sum().backward()
-    trained = [codec.context, codec.entropy_parameters[0]] if hasattr(codec, "context") else [codec.analysis[0]]
+    entropy = codec.entropy
+    trained = [entropy.context, entropy.entropy_parameters[0]] if hasattr(entropy, "context") else [codec.analysis[0]]
     for module in trained:
         assert module.weight.grad.abs().sum() > 0
     codec.eval()
@@ -105,17 +107,18 @@ def test_local_models_round_trip_and_choose_the_cheapest_blocks():
     level = 1
     with torch.no_grad():
         y = codec.transform(codec.analysis, codec.layout(codec.pad(x))) * codec.gain.gain(torch.tensor([level]))
-        expected = codec.synthesise(torch.round(y).double(), level, encoded)
+        expected = codec.reconstruct(torch.round(y).double(), level, encoded)
         assert torch.equal(codec.decompress(encoded), expected)
     # Forcing every block onto one model never gives a smaller file than the per-block choice.
     from licodec.entropy import coder
 
     y_int = torch.round(y).long().numpy()
-    density = codec.local.level(level)
+    local = codec.entropy.local
+    density = local.level(level)
     chosen = len(encoded.sections[1])
-    for k in range(codec.local.models):
+    for k in range(local.models):
         choice = torch.full((3, 2), k).numpy()
-        index = codec.local.table_index(choice, y_int.shape)
+        index = local.table_index(choice, y_int.shape)
         symbols = y_int - density.centres.numpy().astype("int64")[index]
         assert len(coder.encode(symbols, index, density.tables)) >= chosen - 8
 
@@ -145,13 +148,13 @@ def test_slim_side_networks_are_smaller_and_code_exactly(name):
     wide = codec_class(name)(N=32, M=48)
     slim = codec_class(name)(N=32, M=48, slim=True)
     assert slim.config["slim"] and "slim" not in wide.config
-    assert size(slim.hyper_synthesis) < size(wide.hyper_synthesis) / 2
-    assert size(slim.entropy_parameters) < size(wide.entropy_parameters)
+    assert size(slim.entropy.hyper_synthesis) < size(wide.entropy.hyper_synthesis) / 2
+    assert size(slim.entropy.entropy_parameters) < size(wide.entropy.entropy_parameters)
     codec = small_codec(name, seed=1, slim=True)
     loaded = zoo.from_bytes(zoo.to_bytes(codec, {"note": "test"}))  # the file rebuilds the slim layout
     x = _image(70, 45)
     encoded = loaded.compress(x, 2)
     assert loaded.compress(x, 2).sections == codec.compress(x, 2).sections
     with torch.no_grad():
-        expected = loaded.synthesise(_encoder_latent(loaded, x, 2).double() / 1024, 1, encoded)
+        expected = loaded.reconstruct(_encoder_latent(loaded, x, 2).double() / 1024, 1, encoded)
         assert torch.equal(loaded.decompress(encoded), expected)

@@ -48,7 +48,7 @@ def test_gaussian_priors_pick_the_nearest_table_and_code_on_the_integer_grid():
         nearest = int(torch.argmin(torch.abs(torch.log(table) - math.log(scale))))
         assert int(priors.index[0, c]) == nearest
     z = torch.tensor([-2.6, 0.4, 1.5, 7.2, -30.1]).view(1, 5, 1, 1)
-    symbols, index = priors[0.4].symbols(z)
+    symbols, index = priors.symbols(0.4, z)
     assert symbols.ravel().tolist() == [-3, 0, 2, 7, -30]
     assert index.ravel().tolist() == priors.index[0].tolist()
     _, likelihood = priors(z, torch.tensor([1]), "round")

@@ -24,6 +24,7 @@ def compressai_layout(codec) -> dict[str, torch.Tensor]:
     names = {"analysis": "g_a", "synthesis": "g_s", "hyper_analysis": "h_a", "hyper_synthesis": "h_s",
              "context": "context_prediction", "entropy_parameters": "entropy_parameters"}
     for key, value in codec.state_dict().items():
+        key = key.removeprefix("entropy.")  # licodec's latent codec holds the entropy models
         head, _, rest = key.partition(".")
         if head in names:
             out[f"{names[head]}.{rest.removesuffix('.raw')}"] = value.clone()
@@ -105,18 +106,18 @@ def test_scale_rounding_up_takes_the_first_table_scale_at_or_above(tmp_path):
     codec = small_codec("balle2018-hyperprior")
     zoo.set_scale_levels(codec, 64, "up")
     codec.update()
-    table = codec.gaussian.scale_table.double()
+    table = codec.entropy.gaussian.scale_table.double()
     fraction_bits = 10
     scales = torch.tensor([0.05, table[3] * 0.999, table[3] * 1.001, (table[3] * table[4]).sqrt() * 0.99, 1e4])
     fixed = torch.floor(scales * (1 << fraction_bits)).long()
-    assert codec.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
+    assert codec.entropy.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
     nearest = small_codec("balle2018-hyperprior")
     zoo.set_scale_levels(nearest, 64)
     nearest.update()
-    assert nearest.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 3, 3, 63]
+    assert nearest.entropy.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 3, 3, 63]
     reloaded = zoo.from_bytes(zoo.to_bytes(codec, {}))
-    assert reloaded.config["scale_rounding"] == "up" and reloaded.gaussian.scale_table.numel() == 64
-    assert reloaded.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
+    assert reloaded.config["scale_rounding"] == "up" and reloaded.entropy.gaussian.scale_table.numel() == 64
+    assert reloaded.entropy.gaussian.index(fixed, fraction_bits).tolist() == [0, 3, 4, 4, 63]
 
 
 def test_several_checkpoints_become_one_stacked_file_with_a_level_each(tmp_path):

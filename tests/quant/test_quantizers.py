@@ -18,6 +18,8 @@ def test_admm_pulls_the_small_entries_to_zero_and_leaves_the_large_ones():
     pruning = AdmmPruning(sparsity=0.5, rho=1.0, momentum=0.0)
     y = torch.tensor([[[[0.3, -4.0], [5.0, -0.2]]]], requires_grad=True)
     pruning.penalty(y).sum().backward()
+    assert float(pruning.threshold) == 0.0  # the threshold moves after the step, not in the penalty
+    pruning.after_step()
     grad = y.grad.flatten()
     assert grad[0] > 0 and grad[3] < 0  # descent moves 0.3 and -0.2 towards zero
     assert grad[1] == 0 and grad[2] == 0
@@ -38,11 +40,18 @@ def test_lloyd_refit_finds_the_clusters():
 
 
 def test_nonuniform_training_refits_and_passes_gradients():
-    quantizer = NonUniformQuantizer(channels=2, levels=4, refit_every=2).train()
+    from licodec.entropy.indexed import IndexedLatent
+
+    latent = IndexedLatent("nonuniform", 1, 2, {"levels": 4, "refit_every": 2}).train()
+    quantizer = latent.quantizer
     y = torch.randn(1, 2, 8, 8, requires_grad=True)
     before = quantizer.levels.clone()
-    y_hat, _ = quantizer(y)
+    latent.before_step(lambda: y)
     assert not torch.equal(before, quantizer.levels)  # step 0 refits
+    refitted = quantizer.levels.clone()
+    latent.before_step(lambda: y * 3)
+    assert torch.equal(refitted, quantizer.levels) and int(quantizer.steps) == 2  # step 1 does not
+    y_hat, _ = quantizer(y)
     y_hat.sum().backward()
     assert y.grad.abs().sum() > 0
 
@@ -55,7 +64,7 @@ def test_factorized_codec_with_each_quantizer_round_trips(quantizer, options):
                                                  quantizer_options=options)
     codec.train()
     x = torch.rand(2, 3, 64, 64)
-    output = codec(x, torch.tensor([0, 1]))
+    output = codec(x, torch.tensor([1, 2]))
     loss = output.bits().sum() + output.aux.get("penalty", torch.zeros(2)).sum() + output.x_hat.sum()
     loss.backward()
     assert codec.analysis[0].weight.grad.abs().sum() > 0
@@ -65,15 +74,15 @@ def test_factorized_codec_with_each_quantizer_round_trips(quantizer, options):
     encoded = codec.compress(x, 2)
     decoded = codec.decompress(encoded)
     with torch.no_grad():
-        estimate = float(codec(codec.pad(x), torch.tensor([1])).bits())
+        estimate = float(codec(codec.pad(x), torch.tensor([2])).bits())
         y = codec.transform(codec.analysis, codec.pad(x)) * codec.gain.gain(torch.tensor([1.0]))
         if quantizer == "admm":
             y_hat = codec.pruning.prune(y)
-            y_hat = torch.round(y_hat - codec.densities[1].medians.view(1, -1, 1, 1)) + codec.densities[1].medians.view(
-                1, -1, 1, 1)
+            medians = codec.entropy.densities[1].medians.view(1, -1, 1, 1)
+            y_hat = torch.round(y_hat - medians) + medians
         else:
-            y_hat = codec.indexed.quantizer.dequantize(codec.indexed.quantizer.indices(y))
-        expected = codec.synthesise(y_hat.double(), 1.0, Encoded([], 40, 56, 2))
+            y_hat = codec.entropy.quantizer.dequantize(codec.entropy.quantizer.indices(y))
+        expected = codec.reconstruct(y_hat.double(), 1.0, Encoded([], 40, 56, 2))
     assert torch.allclose(decoded, expected, atol=1e-6)
     assert abs(8 * len(encoded.sections[0]) - estimate) <= 0.05 * estimate + 64
 
@@ -84,9 +93,9 @@ def test_index_categoricals_start_from_the_first_batch_histogram(quantizer, opti
     codec = codec_class("balle2017-factorized")(N=16, M=24, lmbdas=(0.01, 0.05), quantizer=quantizer,
                                                  quantizer_options=options).train()
     x = torch.rand(2, 3, 64, 64)
-    indexed = codec.indexed
+    indexed = codec.entropy
     indices = indexed.quantizer(codec.transform(codec.analysis, x) * codec.gain.gain(torch.tensor([0, 1])))[1]
-    codec(x, torch.tensor([0, 1]))
+    codec.before_step(0, x, torch.tensor([0, 1]))
     assert bool(indexed.fitted)
     logits = indexed.priors.logits.detach()
     for group in range(indexed.groups):
@@ -94,16 +103,19 @@ def test_index_categoricals_start_from_the_first_batch_histogram(quantizer, opti
         assert int(logits[group].argmax()) == int(counts.argmax())  # every level's table, group by group
         assert int(logits[indexed.groups + group].argmax()) == int(counts.argmax())
     before = logits.clone()
-    codec(x, torch.tensor([0, 1]))
+    codec.before_step(1, x, torch.tensor([0, 1]))
     assert torch.equal(before, indexed.priors.logits.detach())  # fitted once, then learned
 
 
 def test_categorical_priors_train_at_the_density_learning_rate():
-    from licodec.train.loop import _is_density
-
-    assert _is_density("indexed.priors.logits") and _is_density("symbol_priors.logits")
-    assert _is_density("densities.0.matrices.1") and not _is_density("densities.0.quantiles")
-    assert not _is_density("analysis.0.weight")
+    codec = codec_class("balle2017-factorized")(N=16, M=24, lmbdas=(0.01, 0.05), quantizer="vq")
+    groups = {name: {id(p) for p in parameters} for name, parameters in codec.parameter_groups().items()}
+    assert id(codec.entropy.priors.logits) in groups["density"]
+    assert id(codec.analysis[0].weight) in groups["main"]
+    plain = codec_class("balle2017-factorized")(N=16, M=24, lmbdas=(0.01, 0.05))
+    groups = {name: {id(p) for p in parameters} for name, parameters in plain.parameter_groups().items()}
+    density = plain.entropy.densities[0]
+    assert id(density.matrices[1]) in groups["density"] and id(density.quantiles) in groups["quantiles"]
 
 
 def test_entropy_constrained_refit_spends_fewer_bits_than_plain_lloyd():

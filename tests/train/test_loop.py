@@ -137,7 +137,7 @@ def test_per_rate_model_starts_from_its_level_of_a_variable_rate_one(images, tmp
         assert torch.equal(single.state_dict()[name], variable.state_dict()[name][1:]), name
     assert torch.equal(single.state_dict()["analysis.0.weight"], variable.state_dict()["analysis.0.weight"])
     # The per-level density module too: level 0 of the single model is level 1 of the variable one.
-    key = "hyper_densities.levels.{}.matrices.0"
+    key = "entropy.hyper_densities.levels.{}.matrices.0"
     assert torch.equal(single.state_dict()[key.format(0)], variable.state_dict()[key.format(1)])
 
 
@@ -157,9 +157,10 @@ def test_a_level_added_to_a_variable_rate_model_trains_alone(images, tmp_path):
     assert not torch.equal(after["gain.log_gain"][0], before["gain.log_gain"][0])
     for level in (0, 1):
         for part in ("matrices.0", "quantiles"):
-            name = f"hyper_densities.levels.{{}}.{part}"
+            name = f"entropy.hyper_densities.levels.{{}}.{part}"
             assert torch.equal(after[name.format(level + 1)], before[name.format(level)]), (level, part)
-    assert not torch.equal(after["hyper_densities.levels.0.matrices.0"], before["hyper_densities.levels.0.matrices.0"])
+    assert not torch.equal(after["entropy.hyper_densities.levels.0.matrices.0"],
+                           before["entropy.hyper_densities.levels.0.matrices.0"])
     assert torch.equal(after["analysis.0.weight"], before["analysis.0.weight"])
     with pytest.raises(ValueError, match="levels 1 to 3"):
         fit(dataclasses.replace(config, qualities="4", init=""), progress=False)
@@ -185,7 +186,7 @@ def test_only_trains_the_named_parameters(images, tmp_path):
                 progress=False)
     before, after = base.state_dict(), tuned.state_dict()
     assert not torch.equal(before["gain.log_gain"], after["gain.log_gain"])
-    for name in ("analysis.0.weight", "synthesis.0.weight", "hyper_synthesis.0.weight"):
+    for name in ("analysis.0.weight", "synthesis.0.weight", "entropy.hyper_synthesis.0.weight"):
         assert torch.equal(before[name], after[name]), name
     with pytest.raises(ValueError, match="no parameter"):
         fit(_config(images, tmp_path / "o3.ckpt", 1, only="nothing"), progress=False)
