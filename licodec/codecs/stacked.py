@@ -39,12 +39,12 @@ class Stacked(Codec):
                  lmbdas: tuple[float, ...] = ()) -> None:
         from licodec.zoo import build
 
-        configs = [dict(config) for config in models]
-        lmbdas = tuple(lmbdas) or tuple(config.get("lmbdas", [0.0])[0] for config in configs)
-        super().__init__(lmbdas, codec=codec, models=configs)
         inner = codec_class(codec)
         if inner is Stacked or inner.progressive:
             raise CodecError(f"{codec} models cannot be stacked (stacked or progressive codecs)")
+        configs = [dict(config) for config in models]
+        lmbdas = tuple(lmbdas) or tuple(config.get("lmbdas", [0.0])[0] for config in configs)
+        super().__init__(lmbdas, codec=codec, models=configs)
         self.models = nn.ModuleList(build(inner, config) for config in configs)
         if any(model.qualities != 1 for model in self.models):
             raise CodecError("each stacked model must have one quality level")
