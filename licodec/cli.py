@@ -7,12 +7,13 @@ malformed command line). Output files are written atomically and never replace a
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from licodec.errors import LicodecError
+from licodec.errors import LicodecError, is_out_of_memory
 
 DEFAULT_CODEC = "balle2018-hyperprior"
 DEFAULT_QUALITY = 4
@@ -21,11 +22,22 @@ PRECISION_OPTION = click.option(
     help="fp32: the reference pixels. bf16: transforms in bfloat16, faster only on CPUs with AMX or AVX512-BF16 "
          "(elsewhere emulated, 5-15x slower, with a warning); pixels differ slightly from fp32's, and files decode "
          "in either precision. auto: bf16 where the CPU runs it natively, else fp32.")
+MAX_PIXELS_OPTION = click.option(
+    "--max-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
+    help="Refuse images (and files claiming images) of more pixels than this.")
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, status: int = 1) -> None:
     click.echo(f"licodec: {message}", err=True)
-    sys.exit(1)
+    sys.exit(status)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that the exit's flush of what could not be written raises nothing more."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 #: Flag spellings renamed to the one vocabulary (`--codec`, `-o/--output`, `-j/--jobs`), per subcommand: the old
@@ -56,7 +68,24 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 class _Group(click.Group):
-    """Turns library errors into one line and an exit status instead of a traceback."""
+    """The one place that turns every failure a user can cause into one line and an exit status: library errors,
+    the operating system's (unwritable outputs, full disks, closed pipes), out of memory, and click's usage errors
+    (status 2)."""
+
+    def main(self, *args, **kwargs):  # noqa: D102
+        kwargs["standalone_mode"] = False
+        try:
+            status = super().main(*args, **kwargs)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx is not None else ""
+            _fail(f"{' '.join(error.format_message().split()).rstrip('.')}{hint}", error.exit_code)
+        except click.ClickException as error:
+            _fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            _fail("aborted")
+        except EOFError:
+            _fail("unexpected end of input")
+        sys.exit(status if isinstance(status, int) else 0)
 
     def resolve_command(self, ctx: click.Context, args: list[str]):  # noqa: D102
         name, command, rest = super().resolve_command(ctx, args)
@@ -77,7 +106,15 @@ class _Group(click.Group):
         except MemoryError:
             _fail("out of memory (the image is too large for this machine)")
         except BrokenPipeError:
+            _silence_stdout()
             sys.exit(1)
+        except OSError as error:
+            where = f"{error.filename}: " if error.filename else ""
+            _fail(f"{where}{error.strerror or error}")
+        except RuntimeError as error:
+            if not is_out_of_memory(error):
+                raise
+            _fail("out of memory (the image is too large for this machine)")
 
 
 @click.group(cls=_Group)
@@ -88,6 +125,8 @@ def main() -> None:
 
 def _read_input(source: str) -> bytes:
     if source == "-":
+        if sys.stdin is None:
+            raise LicodecError("cannot read stdin: it is closed")
         return sys.stdin.buffer.read()
     path = Path(source)
     if not path.exists():
@@ -104,8 +143,16 @@ def _write_output(target: str, data: bytes, force: bool) -> None:
     from licodec.io import write_atomic
 
     if target == "-":
-        sys.stdout.buffer.write(data)
-        sys.stdout.buffer.flush()
+        if sys.stdout is None:
+            raise LicodecError("cannot write to stdout: it is closed")
+        try:
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError) as error:
+            _silence_stdout()
+            raise LicodecError(f"cannot write to stdout ({getattr(error, 'strerror', None) or error})") from None
     else:
         write_atomic(target, data, overwrite=force)
 
@@ -116,15 +163,22 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
-                  target: tuple[str, float] | None, preserve=None) -> tuple[bytes, int, int, str]:
-    """The .lic bytes of one image, its size, and a note on the quality used."""
+                  target: tuple[str, float] | None, preserve=None, max_pixels: int = 1 << 26,
+                  reading: dict | None = None) -> tuple[bytes, int, int, str]:
+    """The .lic bytes of one image, its size, and a note on the quality used. `reading`: strip, reduce_to_8_bit,
+    first_frame (see `licodec.api.compress`)."""
     from licodec.api import compress_tensor, compress_to_target
-    from licodec.io import read_image_bytes
+    from licodec.io import read_image_bytes_with_metadata
 
-    x, channels = read_image_bytes(data, name)
+    reading = dict(reading or {})
+    strip = reading.pop("strip", False)
+    x, channels, metadata = read_image_bytes_with_metadata(data, name, **reading)
+    metadata = None if strip else metadata
     if target is None:
-        return compress_tensor(x, channels, codec, quality, precision, preserve), x.shape[-2], x.shape[-1], ""
-    encoded, reached = compress_to_target(x, channels, codec, *target, precision)
+        return (compress_tensor(x, channels, codec, quality, precision, preserve, max_pixels=max_pixels,
+                                metadata=metadata), x.shape[-2], x.shape[-1], "")
+    encoded, reached = compress_to_target(x, channels, codec, *target, precision, max_pixels=max_pixels,
+                                          metadata=metadata)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
             f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
@@ -151,14 +205,19 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
 @click.option("--preserve", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Generative codecs: a mask image (white = preserve); the rest may be synthesized.")
 @PRECISION_OPTION
+@MAX_PIXELS_OPTION
+@click.option("--strip", is_flag=True, help="Do not keep the ICC profile, EXIF and XMP of the image.")
+@click.option("--reduce-to-8-bit", is_flag=True, help="Accept a 16-bit image, coded at 8 bits per channel.")
+@click.option("--first-frame", is_flag=True, help="Accept an animated image, coding its first frame only.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 def compress(source: str, output: str | None, codec_name: str | None, weights: str | None, quality: float | None,
              target_bpp: float | None, target_psnr: float | None, preserve: str | None, precision: str,
-             force: bool) -> None:
+             max_pixels: int, strip: bool, reduce_to_8_bit: bool, first_frame: bool, force: bool) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
     target = _target(quality, target_bpp, target_psnr)
+    reading = {"strip": strip, "reduce_to_8_bit": reduce_to_8_bit, "first_frame": first_frame}
     quality = DEFAULT_QUALITY if quality is None else quality
     codec = load(weights or codec_name or DEFAULT_CODEC)
     if weights and codec_name and codec_name != codec.name:
@@ -174,20 +233,21 @@ def compress(source: str, output: str | None, codec_name: str | None, weights: s
         mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
-        _compress_folder(Path(source), out, codec, quality, precision, force, target)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels, reading)
         return
     data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
-    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask)
+    encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, max_pixels,
+                                                 reading)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
 
 
 def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
-                     target: tuple[str, float] | None) -> None:
+                     target: tuple[str, float] | None, max_pixels: int = 1 << 26, reading: dict | None = None) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -195,7 +255,10 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
     paths = list_images(folder)
     if not paths:
         raise LicodecError(f"{folder}: no images found")
-    out_folder.mkdir(parents=True, exist_ok=True)
+    try:
+        out_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise LicodecError(f"{out_folder}: cannot create the output folder ({error.strerror or error})") from None
     failures = 0
     total_bytes = total_pixels = 0
     for path in tqdm(paths, desc="compressing", unit="image"):
@@ -204,7 +267,7 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
             target_path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target_path), force)
             encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
-                                                         target)
+                                                         target, max_pixels=max_pixels, reading=reading)
             _write_output(str(target_path), encoded, force)
             if note:
                 tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)
@@ -213,6 +276,9 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
         except LicodecError as error:
             failures += 1
             tqdm.write(f"licodec: {error}", file=sys.stderr)
+        except OSError as error:
+            failures += 1
+            tqdm.write(f"licodec: {error.filename or target_path}: {error.strerror or error}", file=sys.stderr)
     done = len(paths) - failures
     if total_pixels:
         click.echo(f"{done} images -> {out_folder}: {total_bytes} bytes, "
@@ -229,12 +295,13 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
               help="Format of stdout and of the images a folder decodes to: png (default), jxl, webp, tiff, jp2 "
                    "(lossless), jpg, avif, heic (quality 95, 4:4:4), bmp, ppm, tga, qoi.")
 @PRECISION_OPTION
+@MAX_PIXELS_OPTION
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
 @click.option("--weights", default=None, help="The weights file (or hash) that made SOURCE, when the store lacks it.")
-def decompress(source: str, output: str | None, suffix: str | None, precision: str, force: bool,
-               iterations: int | None, weights: str | None) -> None:
+def decompress(source: str, output: str | None, suffix: str | None, precision: str, max_pixels: int,
+               force: bool, iterations: int | None, weights: str | None) -> None:
     """Decompress a .lic file (a folder of them, or - for stdin) to an image."""
     from licodec.bitstream import unpack
     from licodec.formats import output_format
@@ -243,7 +310,7 @@ def decompress(source: str, output: str | None, suffix: str | None, precision: s
     output_format(suffix)  # an unknown format is refused before anything is read
     if source != "-" and Path(source).is_dir():
         _decompress_folder(Path(source), Path(output) if output else Path(source), suffix, precision, force,
-                           iterations, weights)
+                           iterations, max_pixels, weights)
         return
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(suffix))
@@ -251,23 +318,24 @@ def decompress(source: str, output: str | None, suffix: str | None, precision: s
     data = _read_input(source)
     unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
     _refuse_existing(output, force)
-    header = _decompress_one(data, output, image_format, precision, force, iterations, weights)
+    header = _decompress_one(data, output, image_format, precision, force, iterations, max_pixels, weights)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
 
 
 def _decompress_one(data: bytes, output: str, image_format: str, precision: str, force: bool,
-                    iterations: int | None, weights: str | None = None):
+                    iterations: int | None, max_pixels: int = 1 << 26, weights: str | None = None):
     from licodec.api import decompress_tensor
     from licodec.formats import encode
-    from licodec.io import to_pil
+    from licodec.io import Metadata, to_pil
 
-    x_hat, header = decompress_tensor(data, precision, iterations, weights)
-    _write_output(output, encode(to_pil(x_hat, header.channels), image_format), force)
+    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels, weights)
+    metadata = Metadata.from_chunks(header.chunks)
+    _write_output(output, encode(to_pil(x_hat, header.channels), image_format, metadata), force)
     return header
 
 
 def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: str, force: bool,
-                       iterations: int | None, weights: str | None = None) -> None:
+                       iterations: int | None, max_pixels: int = 1 << 26, weights: str | None = None) -> None:
     from tqdm import tqdm
 
     from licodec.formats import output_format
@@ -283,7 +351,7 @@ def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: s
             target.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target), force)
             _decompress_one(_read_input(str(path)), str(target), image_format, precision, force, iterations,
-                            weights)
+                            max_pixels, weights)
         except LicodecError as error:
             failures += 1
             tqdm.write(f"licodec: {path}: {error}", file=sys.stderr)

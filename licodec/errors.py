@@ -19,3 +19,20 @@ class WeightsError(LicodecError):
 
 class CodecError(LicodecError):
     """An unknown codec name or an unsupported quality."""
+
+
+class ResourceError(LicodecError):
+    """A request beyond what licodec allows or the machine has: more pixels than the limit, out of memory."""
+
+
+class LicodecWarning(UserWarning):
+    """Something licodec did that loses information the user asked it to accept (the CLI prints one line)."""
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether an error is an allocator's (PyTorch raises RuntimeError when it cannot allocate)."""
+    if isinstance(error, MemoryError):
+        return True
+    text = str(error)
+    return isinstance(error, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text.lower()
+                                                or "not enough memory" in text)

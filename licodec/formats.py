@@ -56,8 +56,12 @@ def output_format(path: str | Path) -> str:
         raise ImageError(f"{path}: {what} (known: {', '.join(SUFFIXES)})") from None
 
 
-def encode(image: Image.Image, image_format: str) -> bytes:
-    """The bytes of `image` (RGB or L) as a file of `image_format` (a value of `SUFFIXES`), at the settings above."""
+def encode(image: Image.Image, image_format: str, metadata=None) -> bytes:
+    """The bytes of `image` (RGB or L) as a file of `image_format` (a value of `SUFFIXES`), at the settings above,
+    with the ICC profile, EXIF and XMP of `metadata` (`licodec.io.Metadata`) where the format holds them."""
+    from licodec.io import save_options
+
+    extra = save_options(image_format, metadata)
     if image_format == "JXL":
         import imagecodecs
         import numpy as np
@@ -71,7 +75,7 @@ def encode(image: Image.Image, image_format: str) -> bytes:
         image = image.convert("RGB")
     buffer = io.BytesIO()
     try:
-        image.save(buffer, format=image_format, **_OPTIONS.get(image_format, {}))
+        image.save(buffer, format=image_format, **_OPTIONS.get(image_format, {}), **extra)
     except (OSError, ValueError, KeyError) as error:
         raise ImageError(f"cannot write a {image_format} image ({error})") from None
     return buffer.getvalue()

@@ -3,35 +3,115 @@
 Decided per mode (licodec codes 8-bit RGB; the header records whether to give back grayscale):
 - RGB, L (grayscale), 1 (bilevel, read as grayscale), P (palette, expanded), CMYK and YCbCr (converted to RGB by
   Pillow): coded.
-- RGBA, LA, PA: coded when the alpha channel is fully opaque (it is then dropped, losing nothing); an image with
-  any transparency is refused, because licodec would silently flatten it.
-- 16-bit and 32-bit integer or float images (I;16*, I, F): refused; licodec would have to drop precision.
+- RGBA, LA, PA (and 16-bit gray+alpha, which Pillow reads as RGBA): coded when the alpha channel is fully opaque
+  (it is then dropped, losing nothing); an image with any transparency is refused, because licodec would silently
+  flatten it. Gray+alpha comes back gray.
+- 16-bit images, gray or colour: refused, as licodec would drop precision, unless `reduce_to_8_bit` (the CLI's
+  --reduce-to-8-bit) accepts that, with a warning. 32-bit integer and float images (I, F): refused.
+- Animated images (GIF, APNG, WebP): refused, unless `first_frame` accepts coding the first frame, with a warning.
+- EXIF orientation is applied when reading, so the pixels coded are the image as it is viewed.
+
+`read_image_with_metadata` also returns what is kept beside the pixels (`Metadata`: the ICC profile, the EXIF
+block with its orientation reset, the XMP packet), which a .lic file stores in ancillary header chunks.
+Warnings are `licodec.errors.LicodecWarning`s.
 """
 
 from __future__ import annotations
 
 import io as _io
 import os
+import stat
 import tempfile
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
-from licodec.errors import ImageError
+from licodec.errors import ImageError, LicodecWarning
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+ICC, EXIF, XMP = "iCCP", "eXIF", "xMP_"  # the .lic header chunks that hold them
+_EXIF_PREFIX = b"Exif\x00\x00"
 
 
-def _from_pil(image: Image.Image) -> tuple[torch.Tensor, int]:
+@dataclass(frozen=True)
+class Metadata:
+    """What an image file holds beside its pixels that licodec keeps: ICC profile, EXIF (orientation reset, as
+    the pixels are stored upright), XMP packet; raw bytes, None when absent."""
+
+    icc: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+
+    def chunks(self) -> dict[str, bytes]:
+        """The .lic header chunks holding this metadata (none for an image without any)."""
+        return {tag: data for tag, data in ((ICC, self.icc), (EXIF, self.exif), (XMP, self.xmp)) if data}
+
+    @classmethod
+    def from_chunks(cls, chunks) -> Metadata:
+        """The metadata stored in a .lic header's chunks (others are ignored)."""
+        return cls(chunks.get(ICC) or None, chunks.get(EXIF) or None, chunks.get(XMP) or None)
+
+
+def _pil_metadata(image: Image.Image) -> Metadata:
+    info = image.info
+    icc = info.get("icc_profile") or None
+    exif = info.get("exif") or None
+    if isinstance(exif, Image.Exif):
+        exif = exif.tobytes()
+    if exif is not None and not exif.startswith(_EXIF_PREFIX):
+        exif = _EXIF_PREFIX + bytes(exif)  # PNG's eXIf holds the bare TIFF block; JPEG's APP1 has the prefix
+    xmp = info.get("xmp") or info.get("XML:com.adobe.xmp") or None
+    if isinstance(xmp, str):
+        xmp = xmp.encode("utf-8")
+    return Metadata(bytes(icc) if icc else None, bytes(exif) if exif else None, bytes(xmp) if xmp else None)
+
+
+def _rawmode(image: Image.Image) -> str:
+    """How the file stores its pixels ("RGB;16B" for 16-bit colour PNG), as far as Pillow says before loading."""
+    for tile in getattr(image, "tile", None) or ():
+        args = tile[3] if len(tile) > 3 else None
+        if isinstance(args, str):
+            return args
+        if isinstance(args, tuple) and args and isinstance(args[0], str):
+            return args[0]
+    return ""
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, LicodecWarning, stacklevel=3)
+
+
+def _to_8_bit(image: Image.Image) -> Image.Image:
+    """A 16-bit gray image (I;16*, or I within 16 bits) rounded to 8 bits."""
+    array = np.asarray(image).astype(np.int64)
+    if array.size and (array.min() < 0 or array.max() > 65535):
+        raise ImageError(f"{image.mode} image with values beyond 16 bits; convert to 8 bits first")
+    return Image.fromarray(((array * 255 + 32767) // 65535).astype(np.uint8), "L")
+
+
+def _from_pil(image: Image.Image, reduce_to_8_bit: bool = False, name: str = "image",
+              rawmode: str = "") -> tuple[torch.Tensor, int]:
     mode = image.mode
-    if mode in _HIGH_DEPTH:
-        raise ImageError(f"{mode} images ({'16' if mode.startswith('I;16') else '32'}-bit) are not supported; "
-                         "convert to 8 bits first")
+    sixteen = ";16" in rawmode or mode.startswith("I;16")
+    if mode in _HIGH_DEPTH or sixteen:
+        if not reduce_to_8_bit or mode == "F" or not (sixteen or mode == "I"):
+            depth = "16" if sixteen else "32"
+            hint = "; pass --reduce-to-8-bit (reduce_to_8_bit=True) to code it at 8 bits" if sixteen else ""
+            raise ImageError(f"{name}: {depth}-bit {mode if not sixteen else 'image'} is not supported "
+                             f"(licodec codes 8 bits per channel){hint or '; convert to 8 bits first'}")
+        _warn(f"{name}: 16-bit image coded at 8 bits per channel (--reduce-to-8-bit)")
+        if mode in _HIGH_DEPTH:
+            image = _to_8_bit(image)
+    if rawmode.startswith("LA") and image.mode == "RGBA":
+        image = image.convert("LA")  # 16-bit gray+alpha, which Pillow reads as RGBA
+    mode = image.mode
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif mode == "PA":
@@ -53,6 +133,37 @@ def _from_pil(image: Image.Image) -> tuple[torch.Tensor, int]:
     return torch.from_numpy(array.copy()).permute(2, 0, 1)[None].float() / 255.0, channels
 
 
+def _check_frames(image: Image.Image, name: str, first_frame: bool) -> None:
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1 and getattr(image, "is_animated", True):
+        if not first_frame:
+            raise ImageError(f"{name}: animated ({frames} frames); licodec codes still images (pass "
+                             "--first-frame, first_frame=True, to code the first frame)")
+        _warn(f"{name}: animated ({frames} frames); coding the {'first' if image.tell() == 0 else 'current'} "
+              "frame only (--first-frame)")
+
+
+def _open(data: bytes, name: str, reduce_to_8_bit: bool, first_frame: bool) -> tuple[torch.Tensor, int, Metadata]:
+    try:
+        with Image.open(_io.BytesIO(data)) as image:
+            _check_frames(image, name, first_frame)
+            rawmode = _rawmode(image)
+            image.load()
+            metadata = _pil_metadata(image)
+            if image.getexif().get(0x0112, 1) != 1:
+                upright = ImageOps.exif_transpose(image)
+                metadata = Metadata(metadata.icc, _pil_metadata(upright).exif, metadata.xmp)
+                image = upright
+            x, channels = _from_pil(image, reduce_to_8_bit, name, rawmode)
+            return x, channels, metadata
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not an image file Pillow can read") from None
+    except Image.DecompressionBombError as error:
+        raise ImageError(f"{name}: {error}") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise ImageError(f"{name}: damaged image ({error})") from None
+
+
 def _from_array(array: np.ndarray) -> tuple[torch.Tensor, int]:
     if array.dtype != np.uint8:
         raise ImageError(f"numpy images must be uint8 (HxW or HxWx3), got {array.dtype}")
@@ -60,9 +171,10 @@ def _from_array(array: np.ndarray) -> tuple[torch.Tensor, int]:
         array = array[:, :, 0]
     if array.ndim == 2:
         return _from_pil(Image.fromarray(array, "L"))
-    if array.ndim == 3 and array.shape[2] in (3, 4):
-        return _from_pil(Image.fromarray(array, "RGB" if array.shape[2] == 3 else "RGBA"))
-    raise ImageError(f"numpy images must be HxW, HxWx1, HxWx3 or HxWx4, got shape {array.shape}")
+    if array.ndim == 3 and array.shape[2] in (2, 3, 4):
+        return _from_pil(Image.fromarray(np.ascontiguousarray(array), {2: "LA", 3: "RGB", 4: "RGBA"}[array.shape[2]]))
+    raise ImageError(f"numpy images must be HxW or HxWxC with C 1 to 4 (gray, gray+alpha, RGB, RGBA), got shape "
+                     f"{array.shape}")
 
 
 def _from_tensor(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -72,6 +184,8 @@ def _from_tensor(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
         raise ImageError(f"tensors must be 1x3xHxW, 3xHxW, 1x1xHxW or 1xHxW, got {tuple(tensor.shape)}")
     if not tensor.is_floating_point():
         raise ImageError("tensors must be floating point in [0, 1]")
+    if not bool(torch.isfinite(tensor).all()):
+        raise ImageError("the tensor holds NaN or infinite values")
     if tensor.shape[-1] == 0 or tensor.shape[-2] == 0:
         raise ImageError("image is empty (zero width or height)")
     channels = int(tensor.shape[1])
@@ -80,16 +194,30 @@ def _from_tensor(tensor: torch.Tensor) -> tuple[torch.Tensor, int]:
     return tensor.expand(1, 3, *tensor.shape[-2:]).contiguous(), channels
 
 
-def read_image(source: ImageLike) -> tuple[torch.Tensor, int]:
+def read_image(source: ImageLike, reduce_to_8_bit: bool = False,
+               first_frame: bool = False) -> tuple[torch.Tensor, int]:
     """Any supported image -> (1x3xHxW float tensor of 8-bit values in [0, 1], channels to give back: 1 or 3)."""
+    return read_image_with_metadata(source, reduce_to_8_bit, first_frame)[:2]
+
+
+def read_image_with_metadata(source: ImageLike, reduce_to_8_bit: bool = False,
+                             first_frame: bool = False) -> tuple[torch.Tensor, int, Metadata]:
+    """Like `read_image`, with the image's `Metadata` (empty for arrays and tensors)."""
     if isinstance(source, Image.Image):
-        return _from_pil(source)
+        _check_frames(source, "image", first_frame)
+        metadata = _pil_metadata(source)
+        if source.getexif().get(0x0112, 1) != 1:
+            source = ImageOps.exif_transpose(source)
+            metadata = Metadata(metadata.icc, _pil_metadata(source).exif, metadata.xmp)
+        return (*_from_pil(source, reduce_to_8_bit, "image", _rawmode(source)), metadata)
     if isinstance(source, np.ndarray):
-        return _from_array(source)
+        return (*_from_array(source), Metadata())
     if isinstance(source, torch.Tensor):
-        return _from_tensor(source)
+        return (*_from_tensor(source), Metadata())
     if isinstance(source, (bytes, bytearray)):
-        return read_image_bytes(bytes(source), "<bytes>")
+        return _open(bytes(source), "<bytes>", reduce_to_8_bit, first_frame)
+    if not isinstance(source, (str, os.PathLike)):
+        raise ImageError(f"expected an image (path, PIL image, numpy array or tensor), got {type(source).__name__}")
     path = Path(source)
     try:
         data = path.read_bytes()
@@ -99,21 +227,19 @@ def read_image(source: ImageLike) -> tuple[torch.Tensor, int]:
         raise ImageError(f"{path}: is a directory") from None
     except OSError as error:
         raise ImageError(f"{path}: cannot read ({error.strerror})") from None
-    return read_image_bytes(data, str(path))
+    return _open(data, str(path), reduce_to_8_bit, first_frame)
 
 
-def read_image_bytes(data: bytes, name: str) -> tuple[torch.Tensor, int]:
+def read_image_bytes(data: bytes, name: str, reduce_to_8_bit: bool = False,
+                     first_frame: bool = False) -> tuple[torch.Tensor, int]:
     """Decode an image file held in memory."""
-    try:
-        with Image.open(_io.BytesIO(data)) as image:
-            image.load()
-            return _from_pil(image)
-    except UnidentifiedImageError:
-        raise ImageError(f"{name}: not an image file Pillow can read") from None
-    except (OSError, SyntaxError, ValueError) as error:
-        raise ImageError(f"{name}: damaged image ({error})") from None
-    except Image.DecompressionBombError as error:
-        raise ImageError(f"{name}: {error}") from None
+    return _open(data, name, reduce_to_8_bit, first_frame)[:2]
+
+
+def read_image_bytes_with_metadata(data: bytes, name: str, reduce_to_8_bit: bool = False,
+                                   first_frame: bool = False) -> tuple[torch.Tensor, int, Metadata]:
+    """Decode an image file held in memory, with its `Metadata`."""
+    return _open(data, name, reduce_to_8_bit, first_frame)
 
 
 def to_pil(x: torch.Tensor, channels: int = 3) -> Image.Image:
@@ -128,14 +254,48 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return torch.round(x[0].clamp(0, 1) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
 
 
-def encode_image(image: Image.Image, format_hint: str) -> bytes:
-    """An image file's bytes in the format named by a suffix such as ".png" (PNG when unknown)."""
+_KEEPS = {"PNG": ("icc", "exif", "xmp"), "JPEG": ("icc", "exif", "xmp"), "WEBP": ("icc", "exif", "xmp"),
+          "TIFF": ("icc", "exif"), "AVIF": ("icc", "exif", "xmp"), "HEIF": ("icc", "exif", "xmp")}
+
+
+def save_options(image_format: str, metadata: Metadata | None) -> dict:
+    """Pillow `save` options that write `metadata` into an image of `image_format` (a Pillow format name); what
+    the format cannot hold is named in a `LicodecWarning`."""
+    options: dict = {}
+    if metadata is None:
+        return options
+    keeps = _KEEPS.get(image_format, ())
+    lost = [label for label, field in (("ICC profile", "icc"), ("EXIF", "exif"), ("XMP", "xmp"))
+            if getattr(metadata, field) and field not in keeps]
+    if lost:
+        _warn(f"{image_format} cannot hold the {' and '.join(lost)} of the original; not written "
+              "(PNG, JPEG or WebP keep them)")
+    if metadata.icc and "icc" in keeps:
+        options["icc_profile"] = metadata.icc
+    if metadata.exif and "exif" in keeps:
+        options["exif"] = metadata.exif
+    if metadata.xmp and "xmp" in keeps:
+        if image_format == "PNG":
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt("XML:com.adobe.xmp", metadata.xmp.decode("utf-8", "replace"))
+            options["pnginfo"] = info
+        else:
+            options["xmp"] = metadata.xmp
+    return options
+
+
+def encode_image(image: Image.Image, format_hint: str, metadata: Metadata | None = None) -> bytes:
+    """An image file's bytes in the format named by a suffix such as ".png" (PNG when unknown), with the
+    `metadata` the format can hold (`save_options`)."""
     extension = format_hint.lower()
     formats = Image.registered_extensions()
     image_format = formats.get(extension, "PNG")
+    options = save_options(image_format, metadata)
     buffer = _io.BytesIO()
     try:
-        image.save(buffer, format=image_format)
+        image.save(buffer, format=image_format, **options)
     except (OSError, ValueError, KeyError) as error:
         raise ImageError(f"cannot write a {image_format} image ({error})") from None
     return buffer.getvalue()
@@ -154,8 +314,11 @@ def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) 
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ImageError(f"{directory}: no such directory")
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    mode = _new_file_mode(path, overwrite)
+    temporary = None
     try:
+        descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        os.fchmod(descriptor, mode)  # mkstemp makes it 0600; a plain open() would give the umask's mode
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
         if overwrite:
@@ -169,7 +332,19 @@ def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) 
             except OSError:
                 os.replace(temporary, path)
     except OSError as error:
-        raise ImageError(f"{path}: cannot write ({error.strerror})") from None
+        raise ImageError(f"{path}: cannot write ({error.strerror or error})") from None
     finally:
-        if os.path.exists(temporary):
+        if temporary is not None and os.path.exists(temporary):
             os.unlink(temporary)
+
+
+def _new_file_mode(path: Path, overwrite: bool) -> int:
+    """The replaced file's permissions with `overwrite`, else those the umask gives a new file."""
+    if overwrite:
+        try:
+            return stat.S_IMODE(os.stat(path).st_mode)
+        except OSError:
+            pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask

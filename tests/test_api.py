@@ -127,3 +127,48 @@ def test_bf16_transforms_write_files_that_decode_either_way():
         assert abs(psnr(x, back) - psnr(x, reference)) < 0.5
     with pytest.raises(licodec.CodecError, match="precision"):
         licodec.compress(array, precision="fp8")
+
+
+def test_bad_arguments_are_licodec_errors():
+    x = torch.rand(1, 3, 16, 16)
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(licodec.ImageError, match="NaN"):
+        licodec.compress(x)
+    for target in ("x", float("nan"), None.__class__, True):
+        with pytest.raises(LicodecError, match="target_bpp"):
+            licodec.compress(_photo(), target_bpp=target)
+    with pytest.raises(LicodecError, match="target_psnr"):
+        licodec.compress(_photo(), target_psnr="high")
+    with pytest.raises(LicodecError, match="codec"):
+        licodec.compress(_photo(), codec=3)
+    with pytest.raises(LicodecError, match="max_pixels"):
+        licodec.compress(_photo(), max_pixels="many")
+    with pytest.raises(LicodecError, match="bytes"):
+        licodec.decompress("not bytes")
+    with pytest.raises(LicodecError, match="expected an image"):
+        licodec.compress(12)
+
+
+def test_pixel_limit(small_file):
+    with pytest.raises(licodec.ResourceError, match="--max-pixels"):
+        licodec.decompress(small_file, max_pixels=100)
+    with pytest.raises(licodec.ResourceError):
+        licodec.compress(_photo(), max_pixels=100)
+
+
+def test_metadata_round_trip_and_strip():
+    from tests.test_io import _tagged_jpeg
+
+    data, icc, xmp = _tagged_jpeg(orientation=8)
+    kept = licodec.compress(data, quality=1)
+    image = licodec.decompress(kept)
+    assert image.size == (40, 64)  # orientation 8: turned back upright
+    assert image.info["icc_profile"] == icc and image.info["xmp"] == xmp
+    exif = Image.Exif()
+    exif.load(image.info["exif"])
+    assert exif.get(0x010F) == "TestCam" and exif.get(0x0112, 1) == 1
+    stripped = licodec.compress(data, quality=1, strip=True)
+    assert len(stripped) < len(kept) and not licodec.decompress(stripped).info
+    from licodec.bitstream import unpack
+
+    assert unpack(kept)[0].version == 3 and unpack(stripped)[0].version == 2

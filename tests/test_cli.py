@@ -129,6 +129,105 @@ def test_options_of_other_codec_families_are_clear_errors(photo, tmp_path):
     assert not (tmp_path / "p.png").exists()
 
 
+def _one_line(result, fragment, status=1):
+    assert result.returncode == status, result.stderr
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("licodec: ") and fragment in lines[0], lines
+
+
+def test_usage_errors_are_one_line(photo):
+    _one_line(run("compress", str(photo), "--bogus"), "No such option", status=2)
+    _one_line(run("compress"), "Missing argument", status=2)
+    _one_line(run("compress", str(photo), "-q", "x"), "not a valid float", status=2)
+    _one_line(run("frobnicate"), "No such command", status=2)
+    assert run("--version").returncode == 0 and run("info", "--help").returncode == 0
+
+
+def test_unwritable_outputs_are_one_line(photo, tmp_path):
+    # /proc refuses new files even to root, for whom a read-only folder is writable.
+    lic = tmp_path / "photo.lic"
+    assert run("compress", str(photo), "-o", str(lic)).returncode == 0
+    _one_line(run("compress", str(photo), "-o", "/proc/photo.lic"), "cannot write")
+    _one_line(run("decompress", str(lic), "-o", "/proc/photo.png"), "cannot write")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(photo.read_bytes())
+    _one_line(run("compress", str(folder), "-o", "/proc/out"), "cannot create the output folder")
+    (tmp_path / "afile").write_bytes(b"")
+    _one_line(run("compress", str(folder), "-o", str(tmp_path / "afile" / "out")), "cannot create")
+
+
+def _shell(command, tmp_path):
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    return subprocess.run(["bash", "-c", command], capture_output=True, cwd=tmp_path, timeout=300, env=env)
+
+
+def test_stdout_full_or_closed_is_one_line(photo, tmp_path):
+    lic = tmp_path / "photo.lic"
+    assert run("compress", str(photo), "-o", str(lic)).returncode == 0
+    cli = f"{sys.executable} -m licodec.cli decompress {lic} -o -"
+    _one_line(_shell(f"{cli} > /dev/full", tmp_path), "No space left on device")
+    _one_line(_shell(f"{cli} >&-", tmp_path), "stdout")
+
+
+def test_pixel_limit_flag(photo, tmp_path):
+    _one_line(run("compress", str(photo), "--max-pixels", "1000"), "--max-pixels")
+    assert run("compress", str(photo), "--max-pixels", "4000", "-f").returncode == 0
+    _one_line(run("decompress", str(tmp_path / "photo.lic"), "--max-pixels", "1000"), "limit")
+
+
+def test_metadata_kept_unless_strip(tmp_path):
+    from tests.test_io import _tagged_jpeg
+
+    data, icc, _ = _tagged_jpeg(orientation=6)
+    (tmp_path / "phone.jpg").write_bytes(data)
+    assert run("compress", str(tmp_path / "phone.jpg"), "-q", "1").returncode == 0
+    assert run("decompress", str(tmp_path / "phone.lic"), "-o", str(tmp_path / "back.jpg")).returncode == 0
+    back = Image.open(tmp_path / "back.jpg")
+    assert back.size == (40, 64) and back.info.get("icc_profile") == icc
+    assert back.getexif().get(0x010F) == "TestCam"
+    assert run("compress", str(tmp_path / "phone.jpg"), "-q", "1", "--strip", "-f").returncode == 0
+    assert run("decompress", str(tmp_path / "phone.lic"), "-o", str(tmp_path / "bare.png")).returncode == 0
+    assert "icc_profile" not in Image.open(tmp_path / "bare.png").info
+
+
+def test_16_bit_needs_its_flag_and_warns_in_one_line(tmp_path):
+    from tests.test_io import png16
+
+    (tmp_path / "deep.png").write_bytes(png16(np.full((16, 16, 3), 30000, np.uint16)))
+    _one_line(run("compress", str(tmp_path / "deep.png")), "--reduce-to-8-bit")
+    result = run("compress", str(tmp_path / "deep.png"), "--reduce-to-8-bit")
+    assert result.returncode == 0
+    assert result.stderr.decode().splitlines()[0].startswith("licodec: warning: ")
+
+
+def test_new_outputs_follow_the_umask_and_force_keeps_the_mode(photo, tmp_path):
+    import os
+    import stat
+
+    result = _shell(f"umask 027; {sys.executable} -m licodec.cli compress {photo} -o new.lic", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(os.stat(tmp_path / "new.lic").st_mode) == 0o640
+    os.chmod(tmp_path / "new.lic", 0o644)
+    result = _shell(f"umask 077; {sys.executable} -m licodec.cli compress {photo} -o new.lic -f", tmp_path)
+    assert result.returncode == 0 and stat.S_IMODE(os.stat(tmp_path / "new.lic").st_mode) == 0o644
+
+
+@pytest.mark.slow
+def test_out_of_memory_is_one_line(tmp_path):
+    import resource
+
+    Image.new("RGB", (4000, 3000), (90, 120, 30)).save(tmp_path / "big.png")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+    result = subprocess.run([sys.executable, "-m", "licodec.cli", "compress", str(tmp_path / "big.png")],
+                            capture_output=True, timeout=300, preexec_fn=limit)
+    _one_line(result, "out of memory")
+    assert not (tmp_path / "big.lic").exists()
 def test_renamed_flags_warn_and_still_work(tmp_path):
     from licodec.cli import _rename_flags
 

@@ -88,3 +88,152 @@ def test_write_atomic_never_clobbers(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
     with pytest.raises(ImageError, match="no such directory"):
         write_atomic(tmp_path / "nowhere" / "x.bin", b"")
+
+
+def png16(array: np.ndarray) -> bytes:
+    """A 16-bit PNG (gray, gray+alpha, RGB or RGBA by the channel count) of a HxWxC uint16 array, written by hand:
+    Pillow cannot write 16-bit colour."""
+    import struct
+    import zlib
+
+    height, width, channels = array.shape
+    raw = b"".join(b"\x00" + array[y].astype(">u2").tobytes() for y in range(height))
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+    color = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_16_bit_images_are_refused_unless_reduced_with_a_warning(channels):
+    from licodec.errors import LicodecWarning
+
+    array = np.full((6, 5, channels), 40000, np.uint16)
+    if channels in (2, 4):
+        array[..., -1] = 65535  # opaque
+    data = png16(array)
+    with pytest.raises(ImageError, match="16-bit.*--reduce-to-8-bit"):
+        read_image_bytes(data, "deep.png")
+    with pytest.warns(LicodecWarning, match="8 bits"):
+        x, given_back = read_image_bytes(data, "deep.png", reduce_to_8_bit=True)
+    assert given_back == (1 if channels <= 2 else 3)  # gray+alpha comes back gray, like 8-bit LA
+    assert torch.allclose(x * 255, torch.full_like(x, round(40000 / 257)), atol=1)
+
+
+def test_gray_alpha_is_treated_like_rgba():
+    gray_alpha = np.zeros((4, 6, 2), np.uint8)
+    gray_alpha[..., 0] = 90
+    gray_alpha[..., 1] = 255
+    x, channels = read_image(gray_alpha)
+    assert channels == 1 and torch.allclose(x * 255, torch.full_like(x, 90.0))
+    assert read_image(Image.fromarray(gray_alpha, "LA"))[1] == 1
+    gray_alpha[0, 0, 1] = 10
+    with pytest.raises(ImageError, match="transparency"):
+        read_image(gray_alpha)
+
+
+@pytest.mark.parametrize("image_format", ["GIF", "PNG", "WEBP"])
+def test_animated_images_are_refused_unless_first_frame(image_format):
+    import io
+
+    from licodec.errors import LicodecWarning
+
+    frames = [Image.new("RGB", (16, 12), (80 * k, 40, 0)) for k in range(3)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, image_format, save_all=True, append_images=frames[1:])
+    with pytest.raises(ImageError, match="animated.*--first-frame"):
+        read_image_bytes(buffer.getvalue(), "moving")
+    with pytest.warns(LicodecWarning, match="first frame"):
+        x, _ = read_image_bytes(buffer.getvalue(), "moving", first_frame=True)
+    assert x.shape == (1, 3, 12, 16)
+
+
+def _tagged_jpeg(orientation: int) -> tuple[bytes, bytes, bytes]:
+    """A 64x40 JPEG with a white band along its top, an EXIF orientation, a camera name, ICC and XMP."""
+    import io
+
+    from PIL import ImageCms
+
+    array = np.zeros((40, 64, 3), np.uint8)
+    array[:10] = 255
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0x010F] = "TestCam"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", exif=exif.tobytes(), icc_profile=icc, xmp=xmp, quality=95)
+    return buffer.getvalue(), icc, xmp
+
+
+def test_exif_orientation_is_applied_and_metadata_kept():
+    from licodec.io import read_image_with_metadata
+
+    data, icc, xmp = _tagged_jpeg(orientation=6)  # 6: the camera was turned; view it rotated 90 degrees clockwise
+    x, _, metadata = read_image_with_metadata(data)
+    assert x.shape == (1, 3, 64, 40)
+    assert x[0, :, :, -10:].mean() > 0.9 and x[0, :, :, :20].mean() < 0.1  # the top band is now on the right
+    assert metadata.icc == icc and metadata.xmp == xmp
+    exif = Image.Exif()
+    exif.load(metadata.exif)
+    assert exif.get(0x010F) == "TestCam" and exif.get(0x0112, 1) == 1
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp"])
+def test_metadata_is_written_back(suffix):
+    import io
+
+    from licodec.io import encode_image, read_image_with_metadata
+
+    data, icc, xmp = _tagged_jpeg(orientation=1)
+    x, channels, metadata = read_image_with_metadata(data)
+    back = Image.open(io.BytesIO(encode_image(to_pil(x, channels), suffix, metadata)))
+    assert back.info.get("icc_profile") == icc
+    assert back.getexif().get(0x010F) == "TestCam"
+    assert xmp in (back.info.get("xmp") or b"") or xmp.decode() in str(back.info.get("xmp", ""))
+
+
+def test_a_format_without_metadata_says_what_it_drops():
+    from licodec.errors import LicodecWarning
+    from licodec.io import Metadata, encode_image
+
+    with pytest.warns(LicodecWarning, match="ICC profile"):
+        encode_image(Image.new("RGB", (4, 4)), ".bmp", Metadata(icc=b"profile"))
+
+
+def test_nan_tensor_is_refused():
+    x = torch.rand(1, 3, 4, 4)
+    x[0, 1, 2, 2] = float("nan")
+    with pytest.raises(ImageError, match="NaN"):
+        read_image(x)
+
+
+def test_outputs_get_the_umask_and_force_keeps_the_mode(tmp_path):
+    import os
+    import stat
+
+    saved = os.umask(0o027)
+    try:
+        write_atomic(tmp_path / "new.lic", b"a")
+        assert stat.S_IMODE(os.stat(tmp_path / "new.lic").st_mode) == 0o640
+    finally:
+        os.umask(saved)
+    os.chmod(tmp_path / "new.lic", 0o604)
+    write_atomic(tmp_path / "new.lic", b"b", overwrite=True)
+    assert stat.S_IMODE(os.stat(tmp_path / "new.lic").st_mode) == 0o604
+    assert (tmp_path / "new.lic").read_bytes() == b"b"
+
+
+def test_a_temporary_file_that_cannot_be_made_is_an_image_error(tmp_path, monkeypatch):
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(ImageError, match="cannot write"):
+        write_atomic(tmp_path / "x.lic", b"data")
+    assert list(tmp_path.iterdir()) == []

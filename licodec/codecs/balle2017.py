@@ -42,6 +42,7 @@ class FactorizedPrior(TransformCodec):
         quality_range="about 0.1 to 1.5 bpp",
         refs=(4, 14, 15),
     )
+    fewest_bits_per_pixel = 3.5e-3  # measured: 1/32 of a flat image's at quality 1
     multiple = 16
     downsampling = 16
     renamed_modules = {"densities": "entropy.densities", "indexed": "entropy"}

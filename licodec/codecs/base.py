@@ -61,6 +61,7 @@ class Codec(nn.Module):
     downsampling: ClassVar[int] = 16  # how much smaller the coded latent's sides are than the padded image's
     progressive: ClassVar[bool] = False  # one section per iteration; any prefix of iterations decodes
     quality_unit: ClassVar[str | None] = None  # qualities that count something (iterations) are integers only
+    fewest_bits_per_pixel: ClassVar[float] = 0.0  # a payload below this for its size (per quality unit) is forged
     # {old module name: today's}: where sub-modules lived when older weights files were written (`licodec.zoo`
     # maps their tensor names on loading; the files themselves are never rewritten).
     renamed_modules: ClassVar[dict[str, str]] = {}

@@ -58,6 +58,8 @@ class ContextAdaptive(TransformCodec):
     multiple = 64
     downsampling = 16
     renamed_modules = moved_into("entropy", JOINT_PARTS)
+    fewest_bits_per_pixel = 9e-4  # measured: 1/32 of a flat image's at quality 1
+    context_kind = "causal"
 
     def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
                  quantization: str = "mixed") -> None:

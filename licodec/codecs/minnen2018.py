@@ -61,6 +61,7 @@ class JointAutoregressive(TransformCodec):
     )
     multiple = 64
     downsampling = 16
+    fewest_bits_per_pixel = 8.8e-4  # measured: 1/32 of a flat image's at quality 1
     context_kind = "causal"
     renamed_modules = moved_into("entropy", JOINT_PARTS)
 
@@ -94,4 +95,5 @@ class CheckerboardJoint(JointAutoregressive):
         quality_range="about 0.1 to 1.5 bpp",
         refs=(23,),
     )
+    fewest_bits_per_pixel = 1.1e-3  # measured: 1/32 of a flat image's at quality 1
     context_kind = "checkerboard"

@@ -49,6 +49,9 @@ class Stacked(Codec):
         if any(model.qualities != 1 for model in self.models):
             raise CodecError("each stacked model must have one quality level")
         self.multiple = inner.multiple
+        # The payload floor is paid per quality unit (licodec.api), and a level here is a model, not a unit: the
+        # stacked codec's floor is its codec's, shared out over the levels, so that no level's file is refused.
+        self.fewest_bits_per_pixel = inner.fewest_bits_per_pixel / max(1, len(configs))
 
     @classmethod
     def of(cls, models: list[Codec]) -> Stacked:

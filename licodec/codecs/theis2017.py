@@ -55,6 +55,7 @@ class CompressiveAutoencoder(TransformCodec):
         quality_range="about 0.2 to 1.5 bpp",
         refs=(3,),
     )
+    fewest_bits_per_pixel = 5.6e-3  # measured: 1/32 of a flat image's at quality 1
     multiple = 8
     downsampling = 8
     renamed_modules = {"densities": "entropy.densities"}
