@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 import torch
@@ -23,10 +24,11 @@ DEFAULT_MAX_PIXELS = 1 << 26  # 8192 x 8192; `max_pixels` (the CLI's --max-pixel
 
 
 def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
-    """The shipped codec `name` (its weights from the zoo). `quality`, when given, is checked against it."""
-    from licodec import zoo
+    """A codec from its name (the shipped weights), a weights file's path or a weights hash in the store
+    (`licodec.store.load`). `quality`, when given, is checked against it."""
+    from licodec import store
 
-    codec = zoo.load(name)
+    codec = store.load(name)
     if quality is not None:
         codec.check_quality(quality)
     return codec
@@ -139,8 +141,10 @@ def pack(codec: Codec, encoded: Encoded, channels: int, metadata: Metadata | Non
 
 
 def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | None = None,
-                      max_pixels: int = DEFAULT_MAX_PIXELS, jobs: int = 1) -> tuple[torch.Tensor, bitstream.Header]:
-    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header.
+                      max_pixels: int = DEFAULT_MAX_PIXELS, weights: str | Codec | None = None,
+                      jobs: int = 1) -> tuple[torch.Tensor, bitstream.Header]:
+    """Decode the bytes of a .lic file to a 1x3xHxW tensor in [0, 1] and its header, with the weights the header
+    names, found by hash in the store (or `weights`: a file, a hash or a loaded codec, which must be those).
 
     Progressive codecs (one section per iteration) decode the first `iterations` sections, or every complete
     section of a file cut after one of them; other codecs need the whole file. Before anything is allocated, a
@@ -152,13 +156,25 @@ def decompress_tensor(data: bytes, precision: str = "fp32", iterations: int | No
     header, sections = bitstream.unpack(data, prefix=True)
     _check_pixels(header.height, header.width, max_pixels)
     precision = resolve_precision(precision)
+    from licodec import store
+    from licodec.registry import codec_class
+
     try:
-        codec = load(header.codec)
+        codec_class(header.codec)
     except CodecError:
         raise BitstreamError(f"made by codec {header.codec!r}, which this licodec does not know") from None
-    if codec.weights_hash != header.weights_hash:
-        raise WeightsError(f"made by weights {header.weights_hash[:12]}, not installed "
-                           f"({header.codec} here is {codec.weights_hash[:12]})")
+    if weights is not None:
+        codec = weights if isinstance(weights, Codec) else load(weights)
+        if (codec.name, codec.weights_hash) != (header.codec, header.weights_hash):
+            raise WeightsError(f"made by {header.codec} weights {header.weights_hash}, not by the given "
+                               f"{codec.name} weights {codec.weights_hash}")
+    else:
+        try:
+            codec = load(header.codec)  # the shipped weights: the common case
+        except WeightsError:
+            codec = None
+        if codec is None or codec.weights_hash != header.weights_hash:
+            codec = store.for_header(header.codec, header.weights_hash)  # by the hash, wherever the store finds it
     if not 1 <= header.quality <= codec.qualities:
         raise BitstreamError(f"quality {header.quality} is out of range for {header.codec}")
     complete = len(sections) == len(header.section_lengths)
@@ -208,13 +224,17 @@ def _out_of_memory(width: int, height: int) -> ResourceError:
 def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFAULT_QUALITY,
              precision: str = "fp32", target_bpp: float | None = None, target_psnr: float | None = None,
              max_pixels: int = DEFAULT_MAX_PIXELS, strip: bool = False, reduce_to_8_bit: bool = False,
-             first_frame: bool = False, jobs: int = 1, tile: int | None = None) -> bytes:
+             first_frame: bool = False, weights: str | None = None, jobs: int = 1,
+             tile: int | None = None) -> bytes:
     """Compress an image (path, PIL image, uint8 numpy array or float tensor) into .lic bytes.
 
     With `target_bpp` or `target_psnr` the quality is searched for that image instead (`licodec.rate`). The ICC
     profile, EXIF and XMP of an image file are kept unless `strip`; 16-bit images (`reduce_to_8_bit`) and
-    animated ones (`first_frame`) are refused unless their flag accepts the loss (see `licodec.io`). Images larger
+    animated ones (`first_frame`) are refused unless their flag accepts the loss (see `licodec.io`). `weights`
+    (a weights file or hash) takes the place of `codec`: the codec is the one the file is for. Images larger
     than `tile` pixels on a side are coded in overlapping tiles, `jobs` in parallel (`licodec.tiling`)."""
+    if weights is not None:
+        codec = os.fspath(weights) if isinstance(weights, os.PathLike) else weights
     if not isinstance(codec, str):
         raise CodecError(f"codec must be a codec name, got {codec!r}")
     if target_bpp is not None and target_psnr is not None:
@@ -232,11 +252,11 @@ def compress(image: ImageLike, codec: str = DEFAULT_CODEC, quality: float = DEFA
 
 
 def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
-               max_pixels: int = DEFAULT_MAX_PIXELS, jobs: int = 1) -> Image.Image:
+               max_pixels: int = DEFAULT_MAX_PIXELS, weights: str | None = None, jobs: int = 1) -> Image.Image:
     """Decompress .lic bytes into a PIL image (grayscale if the original was), with the stored ICC profile, EXIF
     and XMP in its `info` ("icc_profile", "exif", "xmp"), where Pillow's `save` finds them; a tiled file `jobs`
     tiles at a time."""
-    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels, jobs)
+    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels, weights, jobs)
     image = to_pil(x_hat, header.channels)
     metadata = Metadata.from_chunks(header.chunks)
     for key, value in (("icc_profile", metadata.icc), ("exif", metadata.exif), ("xmp", metadata.xmp)):
