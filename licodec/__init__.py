@@ -33,7 +33,9 @@ def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4
     `target_psnr` (at least) search the quality for this image instead. `precision="bf16"` runs the transforms
     in bfloat16 (faster only on CPUs with AMX or AVX512-BF16, see `licodec.precision`; "auto" picks it there and
     fp32 elsewhere; the files decode in either precision). `options`: `max_pixels` (default 2**26), `strip` (drop
-    ICC, EXIF, XMP), `reduce_to_8_bit` (accept 16-bit images), `first_frame` (of an animation).
+    ICC, EXIF, XMP), `reduce_to_8_bit` (accept 16-bit images), `first_frame` (of an animation), `weights` (a
+    weights file, or a hash in the store, in the place of `codec`), `tile` (images larger than this on a side,
+    default 1024, are coded in overlapping tiles), `jobs` (tiles coded in parallel).
     """
     from licodec import api
 
@@ -41,16 +43,19 @@ def compress(image: Any, codec: str = "balle2018-hyperprior", quality: float = 4
 
 
 def decompress(data: bytes, precision: str = "fp32", iterations: int | None = None,
-               max_pixels: int = 1 << 26) -> Image.Image:
+               max_pixels: int = 1 << 26, weights: str | None = None, jobs: int = 1) -> Image.Image:
     """Decompress .lic bytes to a PIL image; for progressive codecs, optionally from the first `iterations`.
-    The stored ICC profile, EXIF and XMP are in the image's `info`."""
+    The stored ICC profile, EXIF and XMP are in the image's `info`. The weights are found by the hash the file
+    records (the zoo, the user's store, LICODEC_WEIGHTS_PATH, the archive), or given as `weights` (a file or
+    hash). A tiled file decodes `jobs` tiles at a time."""
     from licodec import api
 
-    return api.decompress(data, precision, iterations, max_pixels)
+    return api.decompress(data, precision, iterations, max_pixels, weights, jobs)
 
 
 def load(name: str = "balle2018-hyperprior", quality: int | None = None) -> Codec:
-    """A shipped codec, ready to code; `quality` is validated when given."""
+    """A codec ready to code: a codec name (its shipped weights), a weights file's path, or a weights hash in the
+    store; `quality` is validated when given."""
     from licodec import api
 
     return api.load(name, quality)

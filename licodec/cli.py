@@ -25,6 +25,8 @@ PRECISION_OPTION = click.option(
 MAX_PIXELS_OPTION = click.option(
     "--max-pixels", type=click.IntRange(min=1), default=1 << 26, show_default=True,
     help="Refuse images (and files claiming images) of more pixels than this.")
+JOBS_OPTION = click.option("--jobs", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+                           help="Tiles of a large image coded in parallel (each job holds one tile).")
 
 
 def _fail(message: str, status: int = 1) -> None:
@@ -164,9 +166,10 @@ def _refuse_existing(output: str, force: bool) -> None:
 
 def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
                   target: tuple[str, float] | None, preserve=None, max_pixels: int = 1 << 26,
-                  reading: dict | None = None, effort: int | None = None) -> tuple[bytes, int, int, str]:
+                  reading: dict | None = None, tile: int | None = None,
+                  jobs: int = 1, effort: int | None = None) -> tuple[bytes, int, int, str]:
     """The .lic bytes of one image, its size, and a note on the quality used. `reading`: strip, reduce_to_8_bit,
-    first_frame (see `licodec.api.compress`); `effort`: an overfitted codec's."""
+    first_frame (see `licodec.api.compress`); `tile`, `jobs`: see `licodec.tiling`; `effort`: overfitted codecs'."""
     from licodec.api import compress_tensor, compress_to_target
     from licodec.io import read_image_bytes_with_metadata
 
@@ -176,9 +179,9 @@ def _compress_one(data: bytes, name: str, codec, quality: float, precision: str,
     metadata = None if strip else metadata
     if target is None:
         return (compress_tensor(x, channels, codec, quality, precision, preserve, max_pixels=max_pixels,
-                                metadata=metadata, effort=effort), x.shape[-2], x.shape[-1], "")
+                                metadata=metadata, tile=tile, jobs=jobs, effort=effort), x.shape[-2], x.shape[-1], "")
     encoded, reached = compress_to_target(x, channels, codec, *target, precision, max_pixels=max_pixels,
-                                          metadata=metadata, effort=effort)
+                                          metadata=metadata, tile=tile, jobs=jobs, effort=effort)
     unit = "bpp" if target[0] == "bpp" else "dB"
     note = (f", quality {reached.quality:g} ({reached.value:.4g} {unit}; {reached.evaluations} "
             f"{'encodes' if target[0] == 'bpp' else 'encodes and decodes'} in {reached.seconds:.1f} s)")
@@ -195,7 +198,9 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
 @main.command()
 @click.argument("source")
 @click.option("-o", "--output", help="Output file (a folder when SOURCE is a folder); - for stdout.")
-@click.option("--codec", "codec_name", default=DEFAULT_CODEC, show_default=True, help="Codec name (see `licodec zoo`).")
+@click.option("--codec", "codec_name", default=None,
+              help=f"Codec name (see `licodec zoo`), weights file or weights hash.  [default: {DEFAULT_CODEC}]")
+@click.option("--weights", default=None, help="A weights file (or a hash in `licodec weights list`) to code with.")
 @click.option("--quality", "-q", default=None, type=float,
               help=f"Quality: a trained level, or a number between two.  [default: {DEFAULT_QUALITY}]")
 @click.option("--target-bpp", type=float, default=None, help="Search the quality that reaches this bpp (at most).")
@@ -210,16 +215,24 @@ def _target(quality: float | None, target_bpp: float | None, target_psnr: float 
 @click.option("--reduce-to-8-bit", is_flag=True, help="Accept a 16-bit image, coded at 8 bits per channel.")
 @click.option("--first-frame", is_flag=True, help="Accept an animated image, coding its first frame only.")
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
-def compress(source: str, output: str | None, codec_name: str, quality: float | None, target_bpp: float | None,
-             target_psnr: float | None, preserve: str | None, effort: int | None, precision: str, max_pixels: int,
-             strip: bool, reduce_to_8_bit: bool, first_frame: bool, force: bool) -> None:
+@JOBS_OPTION
+@click.option("--tile", type=int, default=None, help="Tile side in pixels, a multiple of the codec's stride; "
+              "larger images are coded in overlapping tiles.  [default: 1024]")
+def compress(source: str, output: str | None, codec_name: str | None, weights: str | None, quality: float | None,
+             target_bpp: float | None, target_psnr: float | None, preserve: str | None, effort: int | None,
+             precision: str, max_pixels: int, strip: bool, reduce_to_8_bit: bool, first_frame: bool, force: bool,
+             jobs: int, tile: int | None) -> None:
     """Compress SOURCE (an image, a folder of images, or - for stdin) to .lic."""
     from licodec.api import load
 
     target = _target(quality, target_bpp, target_psnr)
     reading = {"strip": strip, "reduce_to_8_bit": reduce_to_8_bit, "first_frame": first_frame}
     quality = DEFAULT_QUALITY if quality is None else quality
-    codec = load(codec_name, None if target else quality)
+    codec = load(weights or codec_name or DEFAULT_CODEC)
+    if weights and codec_name and codec_name != codec.name:
+        raise LicodecError(f"--weights {weights} holds {codec.name} weights, not {codec_name}")
+    if not target:
+        codec.check_quality(quality)
     mask = None
     if preserve is not None:
         from licodec.io import read_image
@@ -229,14 +242,15 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
         mask = read_image(preserve)[0][0].mean(0) > 0.5
     if source != "-" and Path(source).is_dir():
         out = Path(output) if output else Path(source)
-        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels, reading, effort)
+        _compress_folder(Path(source), out, codec, quality, precision, force, target, max_pixels, reading, tile,
+                         jobs, effort)
         return
     data = _read_input(source)
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(".lic"))
     _refuse_existing(output, force)
     encoded, height, width, note = _compress_one(data, source, codec, quality, precision, target, mask, max_pixels,
-                                                 reading, effort)
+                                                 reading, tile, jobs, effort)
     _write_output(output, encoded, force)
     bpp = 8 * len(encoded) / (height * width)
     click.echo(f"{source} -> {output}: {width}x{height}, {len(encoded)} bytes, {bpp:.4f} bpp{note}", err=True)
@@ -244,7 +258,7 @@ def compress(source: str, output: str | None, codec_name: str, quality: float | 
 
 def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, precision: str, force: bool,
                      target: tuple[str, float] | None, max_pixels: int = 1 << 26, reading: dict | None = None,
-                     effort: int | None = None) -> None:
+                     tile: int | None = None, jobs: int = 1, effort: int | None = None) -> None:
     from tqdm import tqdm
 
     from licodec.data.folder import list_images
@@ -264,8 +278,8 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
             target_path.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target_path), force)
             encoded, height, width, note = _compress_one(path.read_bytes(), str(path), codec, quality, precision,
-                                                         target, max_pixels=max_pixels, reading=reading,
-                                                         effort=effort)
+                                                         target, max_pixels=max_pixels, reading=reading, tile=tile,
+                                                         jobs=jobs, effort=effort)
             _write_output(str(target_path), encoded, force)
             if note:
                 tqdm.write(f"{path.name}: {8 * len(encoded) / (height * width):.4f} bpp{note}", file=sys.stderr)
@@ -297,8 +311,10 @@ def _compress_folder(folder: Path, out_folder: Path, codec, quality: float, prec
 @click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
 @click.option("--iterations", type=click.IntRange(min=1), default=None,
               help="Progressive codecs: decode only the first K iterations.")
+@click.option("--weights", default=None, help="The weights file (or hash) that made SOURCE, when the store lacks it.")
+@JOBS_OPTION
 def decompress(source: str, output: str | None, suffix: str | None, precision: str, max_pixels: int,
-               force: bool, iterations: int | None) -> None:
+               force: bool, iterations: int | None, weights: str | None, jobs: int) -> None:
     """Decompress a .lic file (a folder of them, or - for stdin) to an image."""
     from licodec.bitstream import unpack
     from licodec.formats import output_format
@@ -307,7 +323,7 @@ def decompress(source: str, output: str | None, suffix: str | None, precision: s
     output_format(suffix)  # an unknown format is refused before anything is read
     if source != "-" and Path(source).is_dir():
         _decompress_folder(Path(source), Path(output) if output else Path(source), suffix, precision, force,
-                           iterations, max_pixels)
+                           iterations, max_pixels, weights, jobs)
         return
     if output is None:
         output = "-" if source == "-" else str(Path(source).with_suffix(suffix))
@@ -315,24 +331,26 @@ def decompress(source: str, output: str | None, suffix: str | None, precision: s
     data = _read_input(source)
     unpack(data, prefix=True)  # a damaged or foreign file is reported before anything else
     _refuse_existing(output, force)
-    header = _decompress_one(data, output, image_format, precision, force, iterations, max_pixels)
+    header = _decompress_one(data, output, image_format, precision, force, iterations, max_pixels, weights, jobs)
     click.echo(f"{source} -> {output}: {header.width}x{header.height}", err=True)
 
 
 def _decompress_one(data: bytes, output: str, image_format: str, precision: str, force: bool,
-                    iterations: int | None, max_pixels: int = 1 << 26):
+                    iterations: int | None, max_pixels: int = 1 << 26, weights: str | None = None,
+                    jobs: int = 1):
     from licodec.api import decompress_tensor
     from licodec.formats import encode
     from licodec.io import Metadata, to_pil
 
-    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels)
+    x_hat, header = decompress_tensor(data, precision, iterations, max_pixels, weights, jobs)
     metadata = Metadata.from_chunks(header.chunks)
     _write_output(output, encode(to_pil(x_hat, header.channels), image_format, metadata), force)
     return header
 
 
 def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: str, force: bool,
-                       iterations: int | None, max_pixels: int = 1 << 26) -> None:
+                       iterations: int | None, max_pixels: int = 1 << 26, weights: str | None = None,
+                       jobs: int = 1) -> None:
     from tqdm import tqdm
 
     from licodec.formats import output_format
@@ -348,7 +366,7 @@ def _decompress_folder(folder: Path, out_folder: Path, suffix: str, precision: s
             target.parent.mkdir(parents=True, exist_ok=True)
             _refuse_existing(str(target), force)
             _decompress_one(_read_input(str(path)), str(target), image_format, precision, force, iterations,
-                            max_pixels)
+                            max_pixels, weights, jobs)
         except LicodecError as error:
             failures += 1
             tqdm.write(f"licodec: {path}: {error}", file=sys.stderr)
@@ -370,6 +388,11 @@ def info(source: str, as_json: bool) -> None:
     header, _ = unpack(data)
     fields = asdict(header)
     fields["section_lengths"] = list(header.section_lengths)
+    fields["chunks"] = {tag: f"{len(value)} bytes" for tag, value in header.chunks.items()}
+    if "TILE" in header.chunks:
+        from licodec.tiling import describe
+
+        fields["chunks"]["TILE"] = describe(header.chunks["TILE"])
     fields["bytes"] = len(data)
     fields["bpp"] = round(8 * len(data) / (header.height * header.width), 6)
     if as_json:
@@ -575,9 +598,10 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
 
 
 @main.command(name="eval")
-@click.option("--codec", "codec_list", multiple=True, default=["balle2018-hyperprior,balle2017-factorized,jpeg"],
-              show_default=True, help="Codecs, comma-separated or repeated: learned names and classical ones "
-                                      "(jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
+@click.option("--codec", "--codecs", "codec_list", multiple=True,
+              default=["balle2018-hyperprior,balle2017-factorized,jpeg"], show_default=True,
+              help="Codecs, comma-separated or repeated: learned names, weights files (FILE, or LABEL=FILE to name "
+                   "the curve) and classical codecs (jpeg, jpeg444, jpeg2000, webp, avif, heif, jpegxl).")
 @click.option("--dataset", required=True, help="A dataset name (see `licodec datasets list`) or a folder of images.")
 @click.option("--root", default=None, type=click.Path(file_okay=False),
               help="Local copy of a named dataset  [default: where `licodec datasets download` puts it].")
@@ -614,11 +638,12 @@ def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor
     """Evaluate codecs on a dataset: RD points, BD-rates, plots and an HTML report, from real file sizes."""
     from licodec.eval.report import write_report
     from licodec.eval.run import evaluate as run_evaluation
-    from licodec.eval.run import make_thumbnails, parse_qualities, read_points
+    from licodec.eval.run import make_thumbnails, parse_qualities, read_points, split_label
 
     names = [n.strip() for value in codec_list for n in value.split(",") if n.strip()]
-    if anchor not in names:
+    if anchor not in names and anchor not in [split_label(n)[0] for n in names]:
         names.append(anchor)
+    anchor = split_label(anchor)[0]
     settings = parse_qualities(quality_specs, names)
     curves_to_draw = None if published_curves is None else [c.strip() for c in published_curves.split(",")
                                                             if c.strip()]
@@ -724,7 +749,7 @@ def demo(codec_name: str, quality: float, image: str | None, precision: str) -> 
     data = compress_tensor(x, channels, codec, quality, precision)
     encode_s = time.perf_counter() - start
     start = time.perf_counter()
-    x_hat, _ = decompress_tensor(data, precision)
+    x_hat, _ = decompress_tensor(data, precision, weights=codec)
     decode_s = time.perf_counter() - start
     height, width = x.shape[-2:]
     click.echo(f"image   {source} ({width}x{height})")
@@ -733,6 +758,111 @@ def demo(codec_name: str, quality: float, image: str | None, precision: str) -> 
     click.echo(f"bpp     {8 * len(data) / (height * width):.4f}")
     click.echo(f"PSNR    {psnr(x, x_hat):.2f} dB")
     click.echo(f"time    encode {encode_s:.2f} s, decode {decode_s:.2f} s")
+
+
+@main.group(name="weights")
+def weights_group() -> None:
+    """The weights store: the zoo, your data folder, LICODEC_WEIGHTS_PATH and the archive (docs/weights.md)."""
+
+
+@weights_group.command(name="list")
+@click.option("--json", "as_json", is_flag=True, help="Print the entries as JSON.")
+def weights_list(as_json: bool) -> None:
+    """Every weights file the store finds (hash, codec, folder, path), then the folders searched."""
+    from licodec import store
+
+    found = store.entries()
+    if as_json:
+        click.echo(json.dumps([{"hash": e.hash, "codec": e.codec, "where": e.where, "path": str(e.path),
+                                "current": e.current} for e in found], indent=2))
+        return
+    for entry in found:
+        note = "" if entry.current else "  (retired)"
+        click.echo(f"{entry.hash}  {entry.codec:26} {entry.where:8} {entry.path}{note}")
+    click.echo("searched: " + ", ".join(f"{kind} {folder}" for kind, folder in store.folders()), err=True)
+
+
+@weights_group.command(name="add")
+@click.argument("files", nargs=-1, required=True)
+def weights_add(files: tuple[str, ...]) -> None:
+    """Copy weights FILES into your data folder, where decoding finds them by hash."""
+    from licodec import store
+
+    for file in files:
+        entry, new = store.add(file)
+        state = f"added as {entry.path}" if new else f"already in the store ({entry.where}: {entry.path})"
+        click.echo(f"{file}: {entry.codec} weights {entry.hash}, {state}", err=True)
+
+
+@weights_group.command(name="remove")
+@click.argument("weights_hash")
+def weights_remove(weights_hash: str) -> None:
+    """Delete the weights WEIGHTS_HASH (or a prefix of 6+ characters) that `add` put in your data folder."""
+    from licodec import store
+
+    entry = store.remove(weights_hash)
+    click.echo(f"removed {entry.codec} weights {entry.hash} ({entry.path})", err=True)
+
+
+@weights_group.command(name="verify")
+def weights_verify() -> None:
+    """Load every file of the store and check its hash against its name or manifest."""
+    from licodec import store
+
+    problems = store.verify(progress=True)
+    for kind, path, problem in problems:
+        click.echo(f"licodec: {kind} {path}: {problem}", err=True)
+    if problems:
+        _fail(f"{len(problems)} weights file{'s' if len(problems) > 1 else ''} failed")
+    click.echo(f"{len(store.entries())} weights files load and match their hashes", err=True)
+
+
+@main.group(name="import")
+def import_group() -> None:
+    """Bring weights of other toolkits into licodec's form (docs/weights.md)."""
+
+
+@import_group.command(name="compressai")
+@click.option("--arch", required=True, help="CompressAI architecture: bmshj2018-factorized or bmshj2018-hyperprior.")
+@click.argument("checkpoints", nargs=-1, required=True)
+@click.option("-o", "--output", required=True, help="Weights file to write (several checkpoints: one `stacked` file, "
+                                                  "a level per checkpoint).")
+@click.option("--lmbda", default=None, help="Comma-separated lambdas, one per checkpoint (default: from CompressAI "
+                                           "zoo file names, <arch>-<quality>-<hash>.pth.tar).")
+@click.option("--fp16", is_flag=True, help="Round the weights to fp16 as licodec's zoo does (half the size).")
+@click.option("--scale-rounding", type=click.Choice(["up", "nearest"]), default="up", show_default=True,
+              help="Hyperprior: code with the first table scale at or above the predicted one (CompressAI's rule) "
+                   "or the nearest (licodec's; smaller files).")
+@click.option("--force", "-f", is_flag=True, help="Overwrite existing output files.")
+def import_compressai(arch: str, checkpoints: tuple[str, ...], output: str, lmbda: str | None, fp16: bool,
+                      scale_rounding: str, force: bool) -> None:
+    """Import CompressAI CHECKPOINTS (state dicts, one per quality) as licodec weights files."""
+    from licodec import zoo
+    from licodec.interop.compressai import import_checkpoints
+    from licodec.io import write_atomic
+
+    try:
+        lmbdas = [float(v) for v in lmbda.split(",")] if lmbda else None
+    except ValueError:
+        raise click.BadParameter("expects comma-separated numbers", param_hint="--lmbda") from None
+    if lmbdas is not None and len(lmbdas) != len(checkpoints):
+        raise LicodecError(f"--lmbda gives {len(lmbdas)} lambdas for {len(checkpoints)} checkpoints")
+    _refuse_existing(output, force)
+    codecs = import_checkpoints(arch, list(checkpoints), lmbdas, scale_rounding)
+    if len(codecs) == 1:
+        codec = codecs[0]
+    else:  # CompressAI's qualities are separate models; licodec's own levels share one model's transforms
+        from licodec.codecs.stacked import Stacked
+
+        codec = Stacked.of(codecs)
+    provenance = {"imported_from": "compressai", "arch": arch, "checkpoints": [Path(c).name for c in checkpoints],
+                  "lmbdas": list(codec.lmbdas)}
+    data = zoo.to_bytes(codec, provenance, half=fp16)
+    write_atomic(output, data, overwrite=force)
+    shape = ", ".join(f"N={c.config['N']} M={c.config['M']}" for c in codecs)
+    click.echo(f"{output}: {codec.name} weights {zoo.digest(data)}, {codec.qualities} level"
+               f"{'s' if codec.qualities > 1 else ''} ({shape}; lambdas {', '.join(f'{v:g}' for v in codec.lmbdas)})",
+               err=True)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from licodec.codecs import (  # noqa: F401
     minnen2018,
     minnen2018_local,
     rippel2017,
+    stacked,
     theis2017,
     toderici,
 )

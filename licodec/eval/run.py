@@ -44,20 +44,36 @@ class Point:
     source: str = ""  # what made the bytes: the weights hash, or the classical libraries' versions
 
 
+_LABELLED: dict[str, str] = {}  # label -> weights file, for the codecs given as LABEL=FILE or FILE
+
+
+def split_label(name: str) -> tuple[str, str]:
+    """(label, what to load) of a codec as `--codec` names it: LABEL=FILE, a weights FILE (labelled by its stem),
+    a label given earlier in this process, or a codec name (its own label)."""
+    label, sep, spec = name.partition("=")
+    if sep and label and spec:
+        return label, spec
+    if name.endswith(".safetensors") or "/" in name:
+        return Path(name).stem, name
+    return name, _LABELLED.get(name, name)
+
+
 class Coder:
     """Uniform front for learned and classical codecs: settings, and code(x, setting) -> (bytes, x_hat, times)."""
 
     def __init__(self, name: str, settings: Sequence[float] | None = None, effort: int | None = None) -> None:
-        self.name = name
         self.effort = None  # the encoding effort of an overfitted codec (None: not one)
-        if name in CLASSICAL:
-            self.classical = CLASSICAL[name]
+        self.name, spec = split_label(name)  # a learned codec may be a weights file, labelled (see split_label)
+        if spec in CLASSICAL:
+            self.classical = CLASSICAL[spec]
             self.settings = tuple(self.classical.settings)
         else:
             from licodec.api import load
 
             self.classical = None
-            self.learned = load(name)
+            self.learned = load(spec)
+            if spec != self.name:
+                _LABELLED[self.name] = spec
             self.settings = tuple(range(1, self.learned.qualities + 1))
             if getattr(self.learned, "overfitted", False):
                 self.effort = effort or self.learned.effort
@@ -106,7 +122,7 @@ class Coder:
             start = time.perf_counter()
             data = compress_tensor(x, 3, self.learned, setting, effort=self.effort)
             middle = time.perf_counter()
-            x_hat, _ = decompress_tensor(data)
+            x_hat, _ = decompress_tensor(data, weights=self.learned)
             return data, x_hat, middle - start, time.perf_counter() - middle
         image = to_uint8(x)
         start = time.perf_counter()
@@ -150,7 +166,7 @@ class Coder:
                        decode_s)
 
 
-_CODERS: dict[tuple[str, tuple | None], Coder] = {}
+_CODERS: dict[tuple[str, tuple | None, int | None], Coder] = {}
 _PROGRESS = None  # in a worker process: the queue that each finished point is announced on
 
 
@@ -189,7 +205,7 @@ def evaluate_image(path: Path, codecs: list[str], settings: dict[str, tuple] | N
     for name in codecs:
         coder = _coder(name, (settings or {}).get(name), effort)
         for setting, data, x_hat, encode_s, decode_s in coder.code_all(x):
-            points.append(Point(name, setting, path.name, len(data), 8 * len(data) / (height * width),
+            points.append(Point(coder.name, setting, path.name, len(data), 8 * len(data) / (height * width),
                                 psnr(x, x_hat), psnr_y(x, x_hat), ms_ssim(x, x_hat), encode_s, decode_s,
                                 coder.source))
             if progress is not None:
@@ -232,10 +248,12 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path],
     for point in earlier:
         found.setdefault((point.codec, point.image), []).append(point)
     names = {path.name for path in images}
+    labels = {split_label(name)[0]: name for name in codecs}
     keep = {}
-    for (codec, image), group in found.items():
-        if codec not in codecs or image not in names:
+    for (label, image), group in found.items():
+        if label not in labels or image not in names:
             continue
+        codec = labels[label]
         coder = _coder(codec, (settings or {}).get(codec), effort)
         if all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(
                 float(s) for s in coder.settings):

@@ -16,10 +16,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 LIMIT = 1 << 26  # activations are clamped here: |x| * |w| * fan-in stays below 2**53
+SLOPE_BITS = 16  # a LeakyReLU's negative slope is applied as an integer multiple of 2**-16, rounded half up
 
 
 class IntegerConvNet:
-    """Integer twin of an `nn.Sequential` made of Conv2d, ConvTranspose2d and ReLU layers."""
+    """Integer twin of an `nn.Sequential` made of Conv2d, ConvTranspose2d, ReLU and LeakyReLU layers."""
 
     def __init__(self, network: nn.Module, fraction_bits: int = 10, weight_bits: int = 12) -> None:
         self.fraction_bits = fraction_bits
@@ -29,6 +30,8 @@ class IntegerConvNet:
                 self.layers.append(("conv", self._quantize(layer, weight_bits)))
             elif isinstance(layer, nn.ReLU):
                 self.layers.append(("relu", None))
+            elif isinstance(layer, nn.LeakyReLU):  # the negative slope in 16 fractional bits
+                self.layers.append(("leaky", int(round(layer.negative_slope * (1 << SLOPE_BITS)))))
             else:
                 raise TypeError(f"IntegerConvNet cannot evaluate {type(layer).__name__}")
 
@@ -67,6 +70,10 @@ class IntegerConvNet:
         for kind, p in self.layers:
             if kind == "relu":
                 x = torch.clamp(x, min=0)
+                continue
+            if kind == "leaky":
+                x = torch.where(x >= 0, x, torch.div(x * p + (1 << (SLOPE_BITS - 1)), 1 << SLOPE_BITS,
+                                                     rounding_mode="floor"))
                 continue
             value = x.double()
             if p["transposed"]:

@@ -42,3 +42,16 @@ def test_integer_net_output_is_a_function_of_integers_only():
     whole = integer(z)
     left = integer(z[..., :12])
     assert torch.equal(whole[..., :10], left[..., :10])
+
+
+def test_integer_leaky_relu_tracks_the_float_net_and_is_exact_integer_arithmetic():
+    torch.manual_seed(1)
+    net = nn.Sequential(deconv(8, 8), nn.LeakyReLU(0.01), conv(8, 6, 3, 1), nn.LeakyReLU(0.2))
+    integer = IntegerConvNet(net)
+    z = torch.randint(-5, 6, (1, 8, 3, 4)).float()
+    got = integer(integer.to_fixed(z)).double() / (1 << integer.fraction_bits)
+    assert torch.allclose(got.float(), net(z), atol=2e-2, rtol=1e-2)
+    assert (got < 0).any()  # the negative side is kept, scaled
+    negative = torch.tensor([[-1000, -1, 0, 7]]).view(1, 4, 1, 1)
+    leaky = IntegerConvNet(nn.LeakyReLU(0.25))
+    assert leaky(negative).flatten().tolist() == [-250, 0, 0, 7]  # -0.25 rounds half up to 0
