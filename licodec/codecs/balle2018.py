@@ -14,6 +14,8 @@ running as an integer network at coding time. One model serves every quality lev
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from licodec.codecs.base import TransformCodec
 from licodec.entropy.factorized import FactorizedDensities
 from licodec.entropy.hyperprior import HYPERPRIOR_PARTS, HyperpriorLatent, moved_into
@@ -47,6 +49,9 @@ class ScaleHyperprior(TransformCodec):
     downsampling = 16
     renamed_modules = moved_into("entropy", HYPERPRIOR_PARTS)
 
+    means: ClassVar[bool] = False  # whether h_s predicts a mean beside each scale
+    make_hyper_synthesis = staticmethod(scale_hyper_synthesis)
+
     def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
                  quantization: str = "mixed") -> None:
         super().__init__(lmbdas, N=N, M=M, quantization=quantization)
@@ -54,12 +59,12 @@ class ScaleHyperprior(TransformCodec):
         self.analysis = gdn_analysis(N, M)
         self.synthesis = gdn_synthesis(N, M)
         self.gain = GainUnit(self.lmbdas, M)
-        self.entropy = HyperpriorLatent(hyper_analysis(N, M), scale_hyper_synthesis(N, M),
-                                        FactorizedDensities(self.qualities, N), quantization)
+        self.entropy = HyperpriorLatent(hyper_analysis(N, M), self.make_hyper_synthesis(N, M),
+                                        FactorizedDensities(self.qualities, N), quantization, means=self.means)
 
 
 @register("balle2018-mean-scale")
-class MeanScaleHyperprior(TransformCodec):
+class MeanScaleHyperprior(ScaleHyperprior):
     """Mean-scale hyperprior (Minnen et al. 2018 without context): h_s predicts a mean and a scale per element."""
 
     taxonomy = Taxonomy(
@@ -71,16 +76,5 @@ class MeanScaleHyperprior(TransformCodec):
         quality_range="about 0.1 to 1.5 bpp",
         refs=(5, 23),
     )
-    multiple = 64
-    downsampling = 16
-    renamed_modules = moved_into("entropy", HYPERPRIOR_PARTS)
-
-    def __init__(self, N: int = 128, M: int = 192, lmbdas: tuple[float, ...] = DEFAULT_LMBDAS,
-                 quantization: str = "mixed") -> None:
-        super().__init__(lmbdas, N=N, M=M, quantization=quantization)
-        self.latent_channels = M
-        self.analysis = gdn_analysis(N, M)
-        self.synthesis = gdn_synthesis(N, M)
-        self.gain = GainUnit(self.lmbdas, M)
-        self.entropy = HyperpriorLatent(hyper_analysis(N, M), mean_scale_hyper_synthesis(N, M),
-                                        FactorizedDensities(self.qualities, N), quantization, means=True)
+    means = True
+    make_hyper_synthesis = staticmethod(mean_scale_hyper_synthesis)
