@@ -543,6 +543,11 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
         # left early made the other abort at exit ("terminate called without an active exception"), under load.
         dist.barrier()
         dist.destroy_process_group()
+        # A torchrun worker then leaves at once: the interpreter's own teardown of gloo's threads can still abort
+        # one rank at exit ("terminate called without an active exception") after all its work is written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def _provenance(config) -> dict:

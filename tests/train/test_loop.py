@@ -104,7 +104,7 @@ def test_two_process_data_parallel_on_gloo(images, tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
          "-m", "licodec.cli", "train", "--codec", "balle2018-hyperprior", "--data", str(images),
          "--checkpoint", str(checkpoint), "--channels", "8,12", "--lmbda", "0.01,0.1", "--batch-size", "2",
-         "--crop", "64", "--steps", "3", "--checkpoint-every", "3", "--threads", "1"],
+         "--crop", "64", "--steps", "3", "--checkpoint-every", "3", "--jobs", "1"],
         capture_output=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr.decode()[-3000:]
     state = torch.load(checkpoint, weights_only=False)
