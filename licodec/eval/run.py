@@ -179,8 +179,8 @@ def _coder(name: str, settings: Sequence[float] | None = None, effort: int | Non
 
 def parse_qualities(specs: Sequence[str], codecs: Sequence[str]) -> dict[str, tuple[float, ...]]:
     """`--qualities` values -> codec -> the settings to evaluate. A value is `CODEC=Q1,Q2,...` for one codec, or
-    `Q1,Q2,...` for every learned codec (classical codecs keep their sweep unless named). Codecs not mentioned keep
-    every setting."""
+    `Q1,Q2,...` for every learned codec (classical codecs keep their sweep unless named); CODEC is a codec as
+    `--codec` gave it or its label (LABEL=FILE). Codecs not mentioned keep every setting."""
     chosen: dict[str, tuple[float, ...]] = {}
     for spec in specs:
         name, _, values = spec.rpartition("=")
@@ -188,9 +188,10 @@ def parse_qualities(specs: Sequence[str], codecs: Sequence[str]) -> dict[str, tu
             numbers = tuple(float(v) for v in values.split(",") if v.strip())
         except ValueError:
             raise LicodecError(f"--qualities {spec!r}: expected [CODEC=]Q1,Q2,... with numbers") from None
-        if name and name not in codecs:
+        by_label = {**{split_label(c)[0]: c for c in codecs}, **{c: c for c in codecs}}  # LABEL or as given
+        if name and name not in by_label:
             raise LicodecError(f"--qualities {spec!r}: {name} is not among the evaluated codecs")
-        for codec in [name] if name else [c for c in codecs if c not in CLASSICAL]:
+        for codec in [by_label[name]] if name else [c for c in codecs if c not in CLASSICAL]:
             chosen[codec] = numbers
     return chosen
 

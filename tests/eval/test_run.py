@@ -182,6 +182,8 @@ def test_chosen_qualities_and_progress_per_point(tmp_path):
         "balle2018-hyperprior": (2.0, 4.0), "jpeg": (10.0, 90.0)}
     with pytest.raises(LicodecError, match="not among"):
         run.parse_qualities(["webp=10"], ["jpeg"])
+    assert run.parse_qualities(["ours=2,4"], ["ours=mine.safetensors", "jpeg"]) == {  # a LABEL=FILE by its label
+        "ours=mine.safetensors": (2.0, 4.0)}
     with pytest.raises(LicodecError, match="from 1 to"):
         run.Coder("balle2017-factorized", (0.5,))
     with pytest.raises(LicodecError, match="integer qualities"):
