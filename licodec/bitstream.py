@@ -55,6 +55,8 @@ FORMAT_VERSION = 2  # written when a file has no chunks
 CHUNKED_VERSION = 3  # written when it has
 READABLE_VERSIONS = (1, 2, 3)
 MAX_CHUNK_BYTES = 1 << 24
+# The ancillary chunks of an image's metadata, by the `PIL.Image.info` key that holds the same bytes.
+METADATA_CHUNKS = {"icc_profile": "iCCP", "exif": "eXIF", "xmp": "xMP_"}
 CRITICAL_CHUNKS: frozenset[str] = frozenset({"TILE"})  # critical chunk tags this licodec decodes (licodec.tiling)
 QUALITY_STEPS = 2048  # fine enough that rate control lands within 0.1 dB (PSNR can move 0.1 dB per 1/256)
 HASH_BYTES = 8

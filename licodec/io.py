@@ -31,12 +31,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from licodec.bitstream import METADATA_CHUNKS
 from licodec.errors import ImageError, LicodecWarning
 
 ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor]
 
 _HIGH_DEPTH = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-ICC, EXIF, XMP = "iCCP", "eXIF", "xMP_"  # the .lic header chunks that hold them
+ICC, EXIF, XMP = (METADATA_CHUNKS[key] for key in ("icc_profile", "exif", "xmp"))  # the .lic chunks that hold them
 _EXIF_PREFIX = b"Exif\x00\x00"
 
 

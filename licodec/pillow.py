@@ -7,11 +7,13 @@
 
 Reading: `Image.open` parses and checks the header (codec, size, channels); the image decodes on first access
 (`load()`, `convert()`, `save()`, ...), as for Pillow's own formats. `image.info` holds the header's `codec`,
-`quality` and `weights_hash`. The mode is "RGB", or "L" for a file coded from a grayscale image.
+`quality` and `weights_hash`, and the stored `icc_profile`, `exif` and `xmp` bytes (where Pillow's savers find
+them). The mode is "RGB", or "L" for a file coded from a grayscale image.
 
 Writing: `image.save(path_or_file, format="LIC", ...)` (the format is implied by a ".lic" suffix) takes the
-options of `licodec.compress`: `codec`, `quality`, `precision`, `target_bpp`, `target_psnr`. Images that licodec
-refuses (transparency, 16-bit) raise `licodec.ImageError` rather than being converted silently.
+options of `licodec.compress`: `codec`, `quality`, `precision`, `target_bpp`, `target_psnr`, `weights`, `effort`,
+`strip`, `tile`, `jobs`, `max_pixels`; the image's ICC profile, EXIF and XMP are kept unless `strip`. Images that
+licodec refuses (transparency, 16-bit) raise `licodec.ImageError` rather than being converted silently.
 
 Importing this module is cheap; PyTorch and the codec load on the first decode or encode.
 """
@@ -22,13 +24,14 @@ from typing import IO
 
 from PIL import Image, ImageFile
 
-from licodec.bitstream import MAGIC, unpack
+from licodec.bitstream import MAGIC, METADATA_CHUNKS, unpack
 from licodec.errors import BitstreamError
 
 FORMAT = "LIC"
 EXTENSION = ".lic"
 MIME = "image/x-licodec"
-SAVE_OPTIONS = ("codec", "quality", "precision", "target_bpp", "target_psnr")
+SAVE_OPTIONS = ("codec", "quality", "precision", "target_bpp", "target_psnr", "weights", "effort", "strip", "tile",
+                "jobs", "max_pixels")
 
 
 def _accept(prefix: bytes) -> bool:
@@ -51,6 +54,7 @@ class LicImageFile(ImageFile.ImageFile):
         self._size = (header.width, header.height)
         self._mode = "L" if header.channels == 1 else "RGB"
         self.info.update(codec=header.codec, quality=header.quality, weights_hash=header.weights_hash)
+        self.info.update({key: header.chunks[tag] for key, tag in METADATA_CHUNKS.items() if tag in header.chunks})
         self.tile = [_tile(self.size, self.mode)]
 
 

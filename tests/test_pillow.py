@@ -55,3 +55,23 @@ def test_damaged_file_is_not_identified(photo):
     data[10] ^= 0xFF  # inside the header: its checksum no longer matches
     with pytest.raises(UnidentifiedImageError):
         Image.open(io.BytesIO(bytes(data)))
+
+
+def test_metadata_passes_through_open_and_save(photo, tmp_path):
+    from PIL import ImageCms
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    photo.info["icc_profile"] = icc
+    buffer = io.BytesIO()
+    photo.save(buffer, format="LIC", quality=1)  # the image's profile goes into the file
+    buffer.seek(0)
+    with Image.open(buffer) as image:
+        assert image.info["icc_profile"] == icc and "exif" not in image.info
+        image.save(tmp_path / "back.png")  # and Pillow's PNG writer finds it where Pillow's readers put it
+    with Image.open(tmp_path / "back.png") as png:
+        assert png.info["icc_profile"] == icc
+    stripped = io.BytesIO()
+    photo.save(stripped, format="LIC", quality=1, strip=True)
+    stripped.seek(0)
+    with Image.open(stripped) as image:
+        assert "icc_profile" not in image.info
