@@ -27,12 +27,8 @@ def load(name: str = DEFAULT_CODEC, quality: int | None = None) -> Codec:
     """A codec from its name (the shipped weights), a weights file's path or a weights hash in the store
     (`licodec.store.load`). `quality`, when given, is checked against it."""
     from licodec import store
-    from licodec.registry import codec_class, names
 
-    if name in names() and getattr(codec_class(name), "overfitted", False):
-        codec = codec_class(name).standalone()  # the file carries its decoder: no weights file to load
-    else:
-        codec = store.load(name)
+    codec = store.load(name)
     if quality is not None:
         codec.check_quality(quality)
     return codec
@@ -62,7 +58,7 @@ def compress_tensor(x: torch.Tensor, channels: int, codec: Codec, quality: float
                              f"{x.shape[-1]}x{x.shape[-2]}")
         options["preserve"] = preserve.reshape(x.shape[-2:]) > 0
     try:
-        with codec.precision(precision), _encoding(codec, effort):  # effort: overfitted codecs (1..5)
+        with codec.precision(precision), codec.encoding(effort):  # effort: overfitted codecs (1..5)
             encoded = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs).compress(x, quality, **options)
     except MemoryError:
         raise _out_of_memory(x.shape[-1], x.shape[-2]) from None
@@ -86,20 +82,9 @@ def compress_to_target(x: torch.Tensor, channels: int, codec: Codec, metric: str
     target = _number(target, f"target_{metric}")
     precision = resolve_precision(precision)
     coder = tiling.for_image(codec, *x.shape[-2:], tile=tile, jobs=jobs)
-    with _encoding(codec, effort, warm_start=True):  # an overfitted codec starts each search step from the last
+    with codec.encoding(effort, warm_start=True):  # an overfitted codec starts each search step from the last
         reached = reach(coder, x, target, metric, precision, file_size=lambda e: len(pack(codec, e, channels)))
     return pack(codec, reached.encoded, channels, metadata), reached
-
-
-def _encoding(codec: Codec, effort: int | None, warm_start: bool = False):
-    """The encoding settings of an overfitted codec (`effort`, warm starts); nothing for the others."""
-    from contextlib import nullcontext
-
-    if hasattr(codec, "encoding"):
-        return codec.encoding(effort=effort, warm_start=warm_start)
-    if effort is not None:
-        raise CodecError(f"{codec.name} has no effort setting (only overfitted codecs learn at encode time)")
-    return nullcontext()
 
 
 def _check_size(x: torch.Tensor, max_pixels: int) -> None:

@@ -205,13 +205,16 @@ def _read(path: str, size: int, mtime_ns: int) -> Codec:
 
 
 def load(spec: str | os.PathLike) -> Codec:
-    """A codec from a codec name (its shipped weights, else the only ones of that codec in the store), a path to a
-    weights file, or a weights hash (or a prefix of at least 6 hex characters) found in the store."""
+    """A codec from a codec name (its shipped weights, else the only ones of that codec in the store; an overfitted
+    codec needs none), a path to a weights file, or a weights hash (or a prefix of at least 6 hex characters)
+    found in the store."""
     from licodec import zoo
-    from licodec.registry import names
+    from licodec.registry import codec_class, names
 
     text = os.fspath(spec)
     if text in names():
+        if codec_class(text).overfitted:
+            return codec_class(text).standalone()  # the file carries its decoder: no weights file to load
         if zoo.weights_path(text).is_file():
             return zoo.load(text)
         return _by_name(text)

@@ -260,15 +260,10 @@ class TiledCodec:
                 return self.codec.compress(tile, quality, **self._tile_options(options, index)).sections
 
         first = one(0)  # alone: it also builds the codec's lazily made integer networks before threads share them
-        step = max(self.grid.tile_height, self.grid.tile_width)
-        while len(self.grid) * len(first) > MAX_SECTIONS:
-            step += self.codec.multiple
-            if step + self.grid.overlap > MAX_TILE:
-                raise CodecError(f"the image needs more than {MAX_SECTIONS} sections even in tiles of {MAX_TILE}")
-            grid = plan(self.grid.height, self.grid.width, self.codec.multiple, step, self.grid.overlap)
-            if len(grid) * len(first) <= MAX_SECTIONS:
-                self.grid = grid
-                first = one(0)
+        grid = self._fitting(len(first))
+        if grid is not self.grid:
+            self.grid = grid
+            first = one(0)
         sections, counts = list(first), [len(first)]
         with _threads_per_job(self.jobs):
             rest = _ordered(lambda k: one(k + 1), len(self.grid) - 1, self.jobs)
@@ -280,6 +275,16 @@ class TiledCodec:
                              "use larger tiles")
         return TiledEncoded(sections, self.grid.height, self.grid.width, quality, counts,
                             {TAG: pack_chunk(self.grid, counts)})
+
+    def _fitting(self, sections_per_tile: int) -> Grid:
+        """The grid, or else the first with larger tiles whose sections fit in one file."""
+        grid, step = self.grid, max(self.grid.tile_height, self.grid.tile_width)
+        while len(grid) * sections_per_tile > MAX_SECTIONS:
+            step += self.codec.multiple
+            if step + grid.overlap > MAX_TILE:
+                raise CodecError(f"the image needs more than {MAX_SECTIONS} sections even in tiles of {MAX_TILE}")
+            grid = plan(grid.height, grid.width, self.codec.multiple, step, grid.overlap)
+        return grid
 
     def decompress(self, encoded: Encoded) -> torch.Tensor:
         """The image (1x3xHxW in [0, 1]) of a tiled `Encoded`: tiles decode in order, `jobs` at a time, and are

@@ -66,6 +66,7 @@ class Codec(nn.Module):
     # maps their tensor names on loading; the files themselves are never rewritten).
     renamed_modules: ClassVar[dict[str, str]] = {}
     objective: ClassVar[str] = "rate-distortion"  # its training objective: a key of licodec.train.losses.OBJECTIVES
+    overfitted: ClassVar[bool] = False  # learned per image at encode time: no weights file, `standalone()` builds it
     adversarial: bool = False  # trained beside a discriminator (`build_discriminator`)
     weights_hash: str | None = None  # of the weights file the codec was loaded from (set by `licodec.zoo`)
 
@@ -96,6 +97,19 @@ class Codec(nn.Module):
         self._qualities = len(self.lmbdas) if qualities is None else int(qualities)
         self.config = {"lmbdas": list(self.lmbdas), **config} if self.lmbdas else dict(config)
         self.transform_dtype: torch.dtype | None = None  # bfloat16: mixed-precision training of the transforms
+
+    @classmethod
+    def standalone(cls) -> Codec:
+        """An overfitted codec ready to code, with nothing to load; other codecs need their weights."""
+        raise CodecError(f"{cls.name} needs trained weights (licodec.load)")
+
+    @contextmanager
+    def encoding(self, effort: int | None = None, warm_start: bool = False) -> Iterator[Codec]:
+        """Encoder settings for the duration of a `with` block. Only overfitted codecs have any (`effort`; with
+        `warm_start`, rate control starts each search step from the last); the others refuse an effort."""
+        if effort is not None:
+            raise CodecError(f"{self.name} has no effort setting (only overfitted codecs learn at encode time)")
+        yield self
 
     @contextmanager
     def precision(self, name: str) -> Iterator[None]:

@@ -75,7 +75,7 @@ class Coder:
             if spec != self.name:
                 _LABELLED[self.name] = spec
             self.settings = tuple(range(1, self.learned.qualities + 1))
-            if getattr(self.learned, "overfitted", False):
+            if self.learned.overfitted:
                 self.effort = effort or self.learned.effort
         if settings is not None:
             self.settings = self._checked(settings)
