@@ -287,21 +287,6 @@ def save_options(image_format: str, metadata: Metadata | None) -> dict:
     return options
 
 
-def encode_image(image: Image.Image, format_hint: str, metadata: Metadata | None = None) -> bytes:
-    """An image file's bytes in the format named by a suffix such as ".png" (PNG when unknown), with the
-    `metadata` the format can hold (`save_options`)."""
-    extension = format_hint.lower()
-    formats = Image.registered_extensions()
-    image_format = formats.get(extension, "PNG")
-    options = save_options(image_format, metadata)
-    buffer = _io.BytesIO()
-    try:
-        image.save(buffer, format=image_format, **options)
-    except (OSError, ValueError, KeyError) as error:
-        raise ImageError(f"cannot write a {image_format} image ({error})") from None
-    return buffer.getvalue()
-
-
 def write_atomic(path: str | os.PathLike, data: bytes, overwrite: bool = False) -> None:
     """Write `data` to `path` through a temporary file and a rename: the file is whole or absent.
 

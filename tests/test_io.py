@@ -186,11 +186,12 @@ def test_exif_orientation_is_applied_and_metadata_kept():
 def test_metadata_is_written_back(suffix):
     import io
 
-    from licodec.io import encode_image, read_image_with_metadata
+    from licodec.formats import encode, output_format
+    from licodec.io import read_image_with_metadata
 
     data, icc, xmp = _tagged_jpeg(orientation=1)
     x, channels, metadata = read_image_with_metadata(data)
-    back = Image.open(io.BytesIO(encode_image(to_pil(x, channels), suffix, metadata)))
+    back = Image.open(io.BytesIO(encode(to_pil(x, channels), output_format(suffix), metadata)))
     assert back.info.get("icc_profile") == icc
     assert back.getexif().get(0x010F) == "TestCam"
     assert xmp in (back.info.get("xmp") or b"") or xmp.decode() in str(back.info.get("xmp", ""))
@@ -198,10 +199,11 @@ def test_metadata_is_written_back(suffix):
 
 def test_a_format_without_metadata_says_what_it_drops():
     from licodec.errors import LicodecWarning
-    from licodec.io import Metadata, encode_image
+    from licodec.formats import encode
+    from licodec.io import Metadata
 
     with pytest.warns(LicodecWarning, match="ICC profile"):
-        encode_image(Image.new("RGB", (4, 4)), ".bmp", Metadata(icc=b"profile"))
+        encode(Image.new("RGB", (4, 4)), "BMP", Metadata(icc=b"profile"))
 
 
 def test_nan_tensor_is_refused():
