@@ -19,6 +19,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from licodec.store import header_metadata
 from licodec.taxonomy import Taxonomy
 
 PACKAGE = Path(__file__).parent
@@ -101,12 +102,6 @@ def taxonomy(name: str) -> Taxonomy:
     return entry
 
 
-def _header_metadata(path: Path) -> dict[str, str]:
-    with path.open("rb") as handle:
-        length = int.from_bytes(handle.read(8), "little")
-        return json.loads(handle.read(length)).get("__metadata__", {})
-
-
 def _known_qualities() -> dict[str, int]:
     try:
         return json.loads(QUALITIES.read_text())
@@ -118,7 +113,7 @@ def weights_entry(path: Path, known: dict[str, int] | None = None) -> dict:
     """One weights file as `licodec zoo --json` lists it: file, bytes, hash, qualities, lmbdas, config, provenance."""
     data = path.read_bytes()
     digest = hashlib.sha256(data).digest()[:HASH_BYTES].hex()
-    metadata = _header_metadata(path)
+    metadata = header_metadata(path) or {}
     config = json.loads(metadata["config"])
     qualities = (known if known is not None else _known_qualities()).get(digest)
     if qualities is None:

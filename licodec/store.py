@@ -99,9 +99,9 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
     return sha.digest()[: HASH_CHARS // 2].hex()
 
 
-def codec_of(path: Path) -> str | None:
-    """The codec a weights file records in its metadata, read from its header alone; None when it is no licodec
-    weights file (not safetensors, damaged header, or no codec recorded)."""
+def header_metadata(path: Path) -> dict | None:
+    """The `__metadata__` of a safetensors file, read from its header alone (no tensors, no torch); None when the
+    file is unreadable or no safetensors file."""
     try:
         with open(path, "rb") as handle:
             length = int.from_bytes(handle.read(8), "little")
@@ -110,7 +110,13 @@ def codec_of(path: Path) -> str | None:
             metadata = json.loads(handle.read(length)).get("__metadata__") or {}
     except (OSError, ValueError, UnicodeDecodeError, AttributeError):
         return None
-    codec = metadata.get("codec") if isinstance(metadata, dict) else None
+    return metadata if isinstance(metadata, dict) else None
+
+
+def codec_of(path: Path) -> str | None:
+    """The codec a weights file records in its metadata, read from its header alone; None when it is no licodec
+    weights file (not safetensors, damaged header, or no codec recorded)."""
+    codec = (header_metadata(path) or {}).get("codec")
     return codec if isinstance(codec, str) else None
 
 
