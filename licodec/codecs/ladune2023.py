@@ -34,7 +34,6 @@ import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
@@ -44,6 +43,7 @@ from torch import Tensor, nn
 from licodec.codecs.base import Codec, Encoded, RDOutput
 from licodec.entropy import laplace
 from licodec.errors import BitstreamError, CodecError
+from licodec.nn.fused import pixel_mlp
 from licodec.registry import register
 from licodec.taxonomy import Taxonomy
 
@@ -159,13 +159,22 @@ class Decoder(nn.Module):
 
     def synthesis(self, features: Tensor) -> Tensor:
         """(GRIDS, H, W) -> (1, 3, H, W): per-pixel linear layers as matrix products, then two residual 3x3
-        convolutions."""
+        convolutions (the decoder's form: the same output at any thread count)."""
         _, height, width = features.shape
         flat = features.reshape(GRIDS, -1)
         hidden = torch.relu(torch.addmm(self.syn_b1[:, None], self.syn_w1, flat))
         x = torch.addmm(self.syn_b2[:, None], self.syn_w2, hidden).reshape(3, height, width)
         x = x + _conv3x3(torch.relu(x), self.syn_wa, self.syn_ba)
         return (x + _conv3x3(x, self.syn_wb, self.syn_bb))[None]
+
+    def training_synthesis(self, features: Tensor) -> Tensor:
+        """`synthesis` for the encoder's gradient descent: the same function, with the per-pixel MLP chunked and
+        recomputed in the backward pass (`licodec.nn.fused`) and the 3x3 convolutions through `F.conv2d`."""
+        _, height, width = features.shape
+        x = pixel_mlp(features.reshape(GRIDS, -1), self.syn_w1, self.syn_b1, self.syn_w2, self.syn_b2)
+        x = x.reshape(1, 3, height, width).contiguous(memory_format=torch.channels_last)  # mkldnn's fast layout
+        x = x + F.conv2d(torch.relu(x), self.syn_wa, self.syn_ba, padding=1)
+        return x + F.conv2d(x, self.syn_wb, self.syn_bb, padding=1)
 
     def tensors(self, network: str) -> list[Tensor]:
         """The tensors of one network, in file order."""
@@ -207,22 +216,10 @@ def rd_pass(fit: Fit, x: Tensor, height: int, width: int, lmbda: float,
     soft or hard rounding; see `_Schedule.quantizer`)."""
     decoder = fit.decoder
     quantized = [quantize(g) for g in fit.latents]
-    hats = [rate_view for rate_view, _ in quantized]
-    position, neighbours, size = _gather_indices(tuple(tuple(g.shape) for g in hats))
-    values = torch.cat([g.reshape(-1) for g in hats])
-    # the decoder's own fixed indices (`GridContext`) gather every latent's causal neighbours in one operation
-    buffer = torch.zeros(size, dtype=values.dtype).index_put((position,), values)
-    location, log2_scale = decoder.arm(buffer.index_select(0, neighbours.reshape(-1)).reshape(-1, laplace.CONTEXT))
-    bits = laplace.laplace_bits(values, location, log2_scale).sum()
-    x_hat = decoder.synthesis(decoder.upsample([synthesis_view for _, synthesis_view in quantized]))
+    bits = laplace.arm_rate([rate_view for rate_view, _ in quantized], decoder.tensors("arm"))
+    x_hat = decoder.training_synthesis(decoder.upsample([synthesis_view for _, synthesis_view in quantized]))
     mse = F.mse_loss(x_hat[..., :height, :width], x[..., :height, :width])
     return mse + lmbda * bits / (height * width), bits, mse
-
-
-@lru_cache(maxsize=4)
-def _gather_indices(shapes: tuple[tuple[int, int], ...]) -> tuple[Tensor, Tensor, int]:
-    context = laplace.GridContext.build(list(shapes))
-    return torch.from_numpy(context.position), torch.from_numpy(context.neighbours), context.size
 
 
 def _psnr(mse: float) -> float:

@@ -9,8 +9,8 @@ Used by `licodec.codecs.ladune2023` (Cool-chic, Ladune et al. ICCV 2023). Three 
   builds the same integers without storing them.
 - **Contexts.** Every latent of a grid sees CONTEXT causal neighbours (dy, dx) with 2 dy + dx < 0. Decoding walks
   each grid in wavefronts t = 2 r + c; every neighbour lies on an earlier wavefront, and all grids advance
-  together. `GridContext` holds the fixed gather indices both the encoder and the decoder use, and the same
-  neighbourhood as shifted views of a zero-padded grid for the training pass.
+  together. `GridContext` holds the fixed gather indices both the encoder and the decoder use; the training
+  rate (`arm_rate`) takes the same neighbourhood as shifted views of each zero-padded grid.
 - **Integer ARM.** The ARM (an MLP from the CONTEXT neighbours to a location and a log2 scale) runs, when coding,
   on integers: weights w = W * 2^-k, activations a = A * 2^-FRAC, exact integer products (float64 holding
   integers below 2^53 is exact in any summation order) and rounding right shifts. Its outputs select a table.
@@ -143,6 +143,130 @@ def laplace_bits(y: Tensor, location: Tensor, log2_scale: Tensor) -> Tensor:
     return torch.where(d >= 0.5, far, near)
 
 
+LN2 = float(np.log(2))
+RATE_CHUNK = 65536  # latents per chunk of `arm_rate` (its 16-channel activations stay in cache)
+
+
+def _laplace_terms(y: Tensor, location: Tensor, log2_scale: Tensor,
+                   gradient: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """`laplace_bits` of each y and, with `gradient`, its derivatives with respect to y and to the log2 scale
+    (the derivative with respect to the location is minus that with respect to y)."""
+    low = LOG2_SCALE_MIN
+    high = LOG2_SCALE_MIN + (SCALES - 1) / SCALE_STEPS
+    clamped = log2_scale.clamp(low, high)
+    inv_b = torch.exp2(-clamped)
+    diff = y - location
+    d = diff.abs()
+    one_minus_q = -torch.expm1(-inv_b)  # 1 - e^(-1/b)
+    beyond = (d - 0.5).clamp_(min=0)
+    within = (0.5 - d).clamp_(min=0)
+    far_side = d >= 0.5
+    far = (beyond * inv_b - torch.log(0.5 * one_minus_q)) / LN2
+    a = torch.exp(-within * inv_b)
+    b_term = torch.exp(-(0.5 + d) * inv_b)
+    p = 1 - 0.5 * (a + b_term)
+    floor = 2.0 ** -PRECISION
+    near = -torch.log2(p.clamp(min=floor))
+    bits = torch.where(far_side, far, near)
+    if not gradient:
+        return bits, None, None
+    # far: d/dd = 1 / (b ln 2), d/ds = (q / (1 - q) - beyond) / b, with q = e^(-1/b)
+    # near: d/dd = (a [d < 1/2] - b_term) / (2 b p ln 2), d/ds = (a within + b_term (1/2 + d)) / (2 b p)
+    inv_p = torch.where(p >= floor, 1 / p, 0.0)
+    d_near = (a * (d < 0.5) - b_term) * inv_b * inv_p / (2 * LN2)
+    d_far = inv_b / LN2
+    grad_y = torch.where(far_side, d_far, d_near) * torch.sign(diff)
+    s_far = ((1 - one_minus_q) / one_minus_q - beyond) * inv_b
+    s_near = (a * within + b_term * (0.5 + d)) * inv_b * inv_p / 2
+    inside = (log2_scale >= low) & (log2_scale <= high)
+    grad_s = torch.where(far_side, s_far, s_near) * inside
+    return bits, grad_y, grad_s
+
+
+def _row_chunks(height: int, width: int) -> list[tuple[int, int]]:
+    rows = max(1, RATE_CHUNK // max(width, 1))
+    return [(r, min(r + rows, height)) for r in range(0, height, rows)]
+
+
+def _context_columns(padded: Tensor, r0: int, r1: int, width: int) -> Tensor:
+    """(CONTEXT, (r1 - r0) * width): the causal neighbours of rows r0..r1 of a grid padded by `_pad`."""
+    return torch.stack([padded[PAD_TOP + dy + r0 : PAD_TOP + dy + r1, PAD_LEFT + dx : PAD_LEFT + dx + width]
+                        for dy, dx in CONTEXT_OFFSETS]).reshape(CONTEXT, -1)
+
+
+def _pad(grid: Tensor) -> Tensor:
+    return F.pad(grid[None, None], (PAD_LEFT, PAD_RIGHT, PAD_TOP, 0))[0, 0]
+
+
+class _ArmRate(torch.autograd.Function):
+    """Sum of `laplace_bits` over latent grids, each latent under the ARM of its causal neighbours; chunked, with
+    the activations recomputed in the backward pass (see `arm_rate`)."""
+
+    @staticmethod
+    def _arm(context: Tensor, w1, b1, w2, b2, w3, b3) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        h1 = torch.addmm(b1[:, None], w1, context).relu_()
+        relu2 = torch.addmm(b2[:, None], w2, h1).relu_()
+        h2 = torch.add(relu2, h1)
+        return h1, relu2, h2, torch.addmm(b3[:, None], w3, h2)
+
+    @staticmethod
+    def forward(ctx, w1, b1, w2, b2, w3, b3, *grids: Tensor) -> Tensor:  # noqa: D102
+        weights = (w1, b1, w2, b2, w3, b3)
+        total = torch.zeros((), dtype=grids[0].dtype)
+        for grid in grids:
+            height, width = grid.shape
+            padded = _pad(grid)
+            for r0, r1 in _row_chunks(height, width):
+                out = _ArmRate._arm(_context_columns(padded, r0, r1, width), *weights)[3]
+                bits, _, _ = _laplace_terms(grid[r0:r1].reshape(-1), out[0], out[1], gradient=False)
+                total += bits.sum()
+        ctx.save_for_backward(*weights, *grids)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, ...]:  # noqa: D102
+        w1, b1, w2, b2, w3, b3, *grids = ctx.saved_tensors
+        weights = (w1, b1, w2, b2, w3, b3)
+        grad_weights = [torch.zeros_like(t) for t in weights]
+        gw1, gb1, gw2, gb2, gw3, gb3 = grad_weights
+        grad_grids = []
+        for grid in grids:
+            height, width = grid.shape
+            padded = _pad(grid)
+            grad_padded = torch.zeros_like(padded)
+            for r0, r1 in _row_chunks(height, width):
+                context = _context_columns(padded, r0, r1, width)
+                h1, relu2, h2, out = _ArmRate._arm(context, *weights)
+                _, grad_y, grad_s = _laplace_terms(grid[r0:r1].reshape(-1), out[0], out[1], gradient=True)
+                grad_out = torch.stack([-grad_y, grad_s]).mul_(grad)
+                gw3.addmm_(grad_out, h2.t())
+                gb3.add_(grad_out.sum(1))
+                grad_h2 = torch.mm(w3.t(), grad_out)
+                grad_pre2 = torch.ops.aten.threshold_backward(grad_h2, relu2, 0)
+                gw2.addmm_(grad_pre2, h1.t())
+                gb2.add_(grad_pre2.sum(1))
+                grad_pre1 = torch.ops.aten.threshold_backward(torch.addmm(grad_h2, w2.t(), grad_pre2), h1, 0)
+                gw1.addmm_(grad_pre1, context.t())
+                gb1.add_(grad_pre1.sum(1))
+                grad_context = torch.mm(w1.t(), grad_pre1).reshape(CONTEXT, r1 - r0, width)
+                for k, (dy, dx) in enumerate(CONTEXT_OFFSETS):
+                    grad_padded[PAD_TOP + dy + r0 : PAD_TOP + dy + r1, PAD_LEFT + dx : PAD_LEFT + dx + width].add_(
+                        grad_context[k])
+                grad_padded[PAD_TOP + r0 : PAD_TOP + r1, PAD_LEFT : PAD_LEFT + width].add_(
+                    grad_y.mul_(grad).reshape(r1 - r0, width))
+            grad_grids.append(grad_padded[PAD_TOP:, PAD_LEFT : PAD_LEFT + width])
+        return (*grad_weights, *grad_grids)
+
+
+def arm_rate(grids: list[Tensor], weights: list[Tensor]) -> Tensor:
+    """The training rate in bits: `laplace_bits` of every latent of the (H, W) `grids` under the Laplace that the
+    float ARM `weights` (w1, b1, w2, b2, w3, b3: relu(L1), residual relu(L2), L3 to location and log2 scale) give
+    from its CONTEXT causal neighbours in its own grid (zero outside). Differentiable in the grids (as values
+    coded and as contexts) and the weights; computed in chunks of rows with the activations recomputed in the
+    backward pass, so its memory traffic stays in cache."""
+    return _ArmRate.apply(*weights, *grids)
+
+
 # --- contexts ---------------------------------------------------------------------------------------------
 @dataclass
 class GridContext:
@@ -193,15 +317,6 @@ class GridContext:
             out.append(values[start : start + h * w].reshape(h, w))
             start += h * w
         return out
-
-
-def gather_training(grid: Tensor) -> Tensor:
-    """The CONTEXT causal neighbours of every latent of a (H, W) grid as an (H*W, CONTEXT) tensor, by shifted views
-    of the zero-padded grid (differentiable; the same values `GridContext.neighbours` gathers)."""
-    h, w = grid.shape
-    padded = F.pad(grid[None, None], (PAD_LEFT, PAD_RIGHT, PAD_TOP, 0))[0, 0]
-    views = [padded[PAD_TOP + dy : PAD_TOP + dy + h, PAD_LEFT + dx : PAD_LEFT + dx + w] for dy, dx in CONTEXT_OFFSETS]
-    return torch.stack(views, -1).reshape(h * w, CONTEXT)
 
 
 # --- the integer ARM --------------------------------------------------------------------------------------

@@ -71,12 +71,37 @@ def test_no_context_sees_itself_or_a_later_latent():
     assert sorted(context.order.tolist()) == list(range(len(context.position)))
 
 
-def test_training_contexts_equal_the_decoders():
-    grids = _grids(1)
+@pytest.mark.parametrize("chunk", [7, 1 << 16])
+def test_training_rate_sees_the_decoders_contexts_and_has_exact_gradients(monkeypatch, chunk):
+    """`arm_rate` (chunked, hand-written backward) against autograd over the decoder's own gather indices: the
+    same bits, and the same gradients for the latents (as symbols and as contexts) and every ARM tensor."""
+    monkeypatch.setattr(laplace, "RATE_CHUNK", chunk)  # 7: many chunks of one row, 65536: one chunk per grid
+    generator = torch.Generator().manual_seed(3)
+    grids = [(torch.randn(s, generator=generator, dtype=torch.float64) * 3).requires_grad_(True) for s in SHAPES]
+    sizes = [(16, laplace.CONTEXT), (16,), (16, 16), (16,), (2, 16), (2,)]
+    weights = [(torch.randn(s, generator=generator, dtype=torch.float64) * 0.5).requires_grad_(True) for s in sizes]
     context = laplace.GridContext.build(SHAPES)
-    decoder_view = context.buffer(grids)[context.neighbours]
-    training_view = torch.cat([laplace.gather_training(torch.from_numpy(g).double()) for g in grids])
-    assert np.array_equal(training_view.long().numpy(), decoder_view)
+
+    def reference():
+        values = torch.cat([g.reshape(-1) for g in grids])
+        buffer = torch.zeros(context.size, dtype=torch.float64).index_put((torch.from_numpy(context.position),),
+                                                                          values)
+        contexts = buffer[torch.from_numpy(context.neighbours)]
+        w1, b1, w2, b2, w3, b3 = weights
+        h = torch.relu(contexts @ w1.T + b1)
+        h = torch.relu(h @ w2.T + b2) + h
+        out = h @ w3.T + b3
+        return laplace.laplace_bits(values, out[:, 0], out[:, 1]).sum()
+
+    results = []
+    for rate in (reference, lambda: laplace.arm_rate(grids, weights)):
+        value = rate()
+        results.append((value.detach(), torch.autograd.grad(value, grids + weights)))
+    (expected, expected_grads), (got, got_grads) = results
+    assert torch.allclose(got, expected, rtol=1e-12)
+    for want, have in zip(expected_grads, got_grads):
+        assert torch.allclose(have, want, rtol=1e-9, atol=1e-9)
+    assert any(float(g.abs().sum()) > 0 for g in got_grads[len(grids):])  # the test sees non-zero gradients
 
 
 def _float_arm(context, layers):
