@@ -633,7 +633,8 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
               help="Worker processes, each coding one image with one codec at a time.")
 @click.option("--reuse", is_flag=True,
               help="Keep the points of OUTPUT/points.csv made by the same weights (or classical libraries) on the same "
-                   "images at the same settings; code only the rest (their times stay those of that run).")
+                   "images at the same settings; code only the rest (their times stay those of that run). The "
+                   "file grows as each codec finishes an image, so an interrupted run continues with --reuse.")
 @click.option("--effort", type=click.IntRange(1, 5), default=None,
               help="Encoding effort of overfitted codecs (ladune2023-coolchic), 1 fast .. 5 best.  [default: 3]")
 def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor: str, out_dir: str,
@@ -664,7 +665,7 @@ def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor
     if thumbnails:
         images = make_thumbnails(images, thumbnails, Path(out_dir) / "thumbnails")
     points = run_evaluation(names, images, jobs=jobs, reuse=read_points(Path(out_dir) / "points.csv") if reuse else [],
-                            settings=settings, effort=effort)
+                            settings=settings, effort=effort, save=Path(out_dir) / "points.csv")
     title = Path(dataset).name + (f" ({thumbnails}x{thumbnails} thumbnails)" if thumbnails else "")
     click.echo(f"writing the report to {out_dir}", err=True)
     report = write_report(Path(out_dir), points, images, anchor, published=Path(published) if published else None,

@@ -239,13 +239,12 @@ def write_report(out: Path, points: list, images: list, anchor: str, published: 
     The report opens with what was measured (the images, their count, and of how many when `available` says so),
     then the BD-rate summary and the plots, then the points. Published curves (from `published`) are drawn only as
     `choose_published` picks them, and a warning says when they are means over other images than those measured."""
-    import csv
     import json
 
     from licodec.eval.anchors import load_published
     from licodec.eval.html import html_report
     from licodec.eval.plots import rd_plot
-    from licodec.eval.run import as_rows, mean_curves
+    from licodec.eval.run import as_rows, mean_curves, write_points
 
     out.mkdir(parents=True, exist_ok=True)
     curves = mean_curves(points)
@@ -253,10 +252,7 @@ def write_report(out: Path, points: list, images: list, anchor: str, published: 
     measured = measured_note(images, dataset, available)
     (out / "results.json").write_text(json.dumps({"images": [p.name for p in images], "count": len(images),
                                                   "anchor": anchor, "mean": curves, "points": rows}, indent=1))
-    with open(out / "points.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_points(out / "points.csv", points)
     write_compressai_json(out / "compressai", curves, measured.strip())
     summary = measured + "\n" + bd_summary(curves, anchor)
     drawn = []

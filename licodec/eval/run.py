@@ -264,11 +264,13 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path],
 
 def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True,
              reuse: list[Point] = (), settings: dict[str, tuple] | None = None,
-             effort: int | None = None) -> list[Point]:
+             effort: int | None = None, save: Path | None = None) -> list[Point]:
     """Code every image with every codec at each of its settings (all, or those `settings` names per codec), for
     real, `jobs` (image, codec) pairs at a time; points of `reuse` made by the same weights or libraries at the
     same settings are kept instead of coding again. The progress bar counts points and names the codec. Overfitted
-    codecs encode at `effort` (their default when None), which their points' source records."""
+    codecs encode at `effort` (their default when None), which their points' source records. With `save`, the
+    points so far are written there (as points.csv, atomically) each time a codec finishes an image, so that an
+    interrupted evaluation continues with `reuse`."""
     settings = settings or {}
     for name in codecs:
         _coder(name, settings.get(name), effort)  # fail early, in this process, on an unknown codec or a bad setting
@@ -276,6 +278,19 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
     work = [(i, name) for i, path in enumerate(images) for name in codecs if (name, path.name) not in kept]
     total = sum(len(_coder(name, settings.get(name), effort).settings) for _, name in work)
     coded: dict[tuple[int, str], list[Point]] = {}
+
+    def collected() -> list[Point]:
+        points: list[Point] = []
+        for i, path in enumerate(images):
+            for name in codecs:
+                points += kept.get((name, path.name)) or coded.get((i, name), [])
+        return points
+
+    def finished(key: tuple[int, str], points: list[Point]) -> None:
+        coded[key] = points
+        if save is not None:
+            write_points(save, collected())
+
     with tqdm(total=total, desc="evaluating", unit="point", disable=not progress) as bar:
 
         def tick(name: str) -> None:
@@ -284,8 +299,8 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
 
         if jobs <= 1:
             for i, name in work:
-                coded[i, name] = evaluate_image(images[i], [name], settings, tick,
-                                                **({"effort": effort} if effort is not None else {}))
+                finished((i, name), evaluate_image(images[i], [name], settings, tick,
+                                                   **({"effort": effort} if effort is not None else {})))
         else:
             context = multiprocessing.get_context("spawn")
             queue = context.Queue()
@@ -299,14 +314,25 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
                     while not queue.empty():
                         tick(queue.get())
                     for future in done:
-                        coded[futures[future]] = future.result()
+                        finished(futures[future], future.result())
             while not queue.empty():
                 tick(queue.get())
-    points: list[Point] = []
-    for i, path in enumerate(images):
-        for name in codecs:
-            points += kept.get((name, path.name)) or coded.get((i, name), [])
-    return points
+    return collected()
+
+
+def write_points(path: Path, points: list[Point]) -> None:
+    """Write `points` as the points.csv that `read_points` reads (through a temporary file: a reader, or an
+    interruption, never sees half a file)."""
+    rows = as_rows(points)
+    if not rows:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with open(partial, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    partial.replace(path)
 
 
 def read_points(path: Path) -> list[Point]:

@@ -126,7 +126,6 @@ def test_unmeasured_times_read_as_a_dash():
 
 
 def test_an_evaluation_reuses_only_points_made_the_same_way(tmp_path, monkeypatch):
-    import csv
     from dataclasses import replace
 
     from PIL import Image
@@ -137,12 +136,8 @@ def test_an_evaluation_reuses_only_points_made_the_same_way(tmp_path, monkeypatc
     for index in (1, 2):
         images.append(tmp_path / f"kodim0{index}.png")
         Image.open(kodak_image(index)).crop((0, 0, 176, 168)).save(images[-1])  # MS-SSIM needs > 160
-    first = run.evaluate(["jpeg"], images, progress=False)
+    first = run.evaluate(["jpeg"], images, progress=False, save=tmp_path / "points.csv")
     assert {p.source for p in first} == {run.library_versions()}
-    with open(tmp_path / "points.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(run.as_rows(first)[0]))
-        writer.writeheader()
-        writer.writerows(run.as_rows(first))
     earlier = run.read_points(tmp_path / "points.csv")
     assert earlier == first
 
@@ -164,6 +159,33 @@ def test_an_evaluation_reuses_only_points_made_the_same_way(tmp_path, monkeypatc
     damaged = (tmp_path / "points.csv").read_text().replace(",5,", ",five,", 1)
     (tmp_path / "damaged.csv").write_text(damaged)
     assert run.read_points(tmp_path / "damaged.csv") == []  # coded again, not a traceback
+
+
+def test_an_interrupted_evaluation_keeps_the_images_it_finished(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from licodec.eval import run
+
+    images = []
+    for index in (1, 2):
+        images.append(tmp_path / f"kodim0{index}.png")
+        Image.open(kodak_image(index)).crop((0, 0, 176, 168)).save(images[-1])
+    coding = run.evaluate_image
+
+    def interrupted(path, codecs, *rest):
+        if path.name == "kodim02.png":
+            raise KeyboardInterrupt
+        return coding(path, codecs, *rest)
+
+    monkeypatch.setattr(run, "evaluate_image", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run.evaluate(["jpeg"], images, progress=False, save=tmp_path / "out" / "points.csv")
+    saved = run.read_points(tmp_path / "out" / "points.csv")
+    assert {p.image for p in saved} == {"kodim01.png"} and len(saved) == len(run.CLASSICAL["jpeg"].settings)
+    assert not list((tmp_path / "out").glob("*.partial"))
+    monkeypatch.setattr(run, "evaluate_image", coding)
+    resumed = run.evaluate(["jpeg"], images, progress=False, reuse=saved)
+    assert [p for p in resumed if p.image == "kodim01.png"] == saved
 
 
 def test_a_learned_codecs_points_record_its_weights_hash():
