@@ -67,6 +67,7 @@ class Codec(nn.Module):
     renamed_modules: ClassVar[dict[str, str]] = {}
     objective: ClassVar[str] = "rate-distortion"  # its training objective: a key of licodec.train.losses.OBJECTIVES
     overfitted: ClassVar[bool] = False  # learned per image at encode time: no weights file, `standalone()` builds it
+    encoder_revision: ClassVar[int] = 0  # an overfitted codec's encoder version: a new one makes other files
     adversarial: bool = False  # trained beside a discriminator (`build_discriminator`)
     weights_hash: str | None = None  # of the weights file the codec was loaded from (set by `licodec.zoo`)
 

@@ -288,6 +288,7 @@ class CoolChic(Codec):
         quality_range="about 0.1 to 2 bpp (8 qualities, lambda 0.02 to 1e-4)",
     )
     overfitted = True  # no zoo file: `standalone()` builds it
+    encoder_revision = 2  # 2: the fused training pass (licodec.nn.fused, laplace.arm_rate)
     # every latent (at least one per pixel) costs more than 0.00059 bits in the most peaked table: a payload
     # below this for the header's size is damage (`licodec.api._check_payload`)
     fewest_bits_per_pixel = 0.0005

@@ -100,10 +100,13 @@ class Coder:
     @property
     def source(self) -> str:
         """What decides the bytes besides the image and the setting: the weights hash of a learned codec, the
-        versions of the libraries behind a classical one."""
+        versions of the libraries behind a classical one; of an overfitted codec, also its encoder's revision
+        and the effort."""
         if self.classical is not None:
             return library_versions()
-        return self.learned.weights_hash + (f"+effort{self.effort}" if self.effort is not None else "")
+        if self.effort is None:
+            return self.learned.weights_hash
+        return f"{self.learned.weights_hash}+encoder{self.learned.encoder_revision}+effort{self.effort}"
 
     def all_settings(self) -> tuple[float, ...]:
         """Every setting a search for a target rate may try, by increasing rate: a classical codec's whole range;
