@@ -355,6 +355,7 @@ def train_licodec(args: argparse.Namespace, lmbda: float, folder: Path) -> dict:
         environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
         if subprocess.run(command, env=environment).returncode != 0:
             sys.exit(f"train_parity: licodec train failed for lambda {lmbda:g}: {shlex.join(command)}")
+        checkpoint.unlink(missing_ok=True)  # the exported file is what is reused (a checkpoint is 60 MB)
     provenance = zoo.from_bytes(final.read_bytes()).provenance
     segments = provenance.get("trained_on", [])
     steps, seconds = sum(s["steps"] for s in segments), sum(s["seconds"] for s in segments)
