@@ -21,6 +21,7 @@ from pathlib import Path
 
 from licodec.store import header_metadata
 from licodec.taxonomy import Taxonomy
+from licodec.train.hardware import describe
 
 PACKAGE = Path(__file__).parent
 CODECS = PACKAGE / "codecs"
@@ -115,6 +116,7 @@ def weights_entry(path: Path, known: dict[str, int] | None = None) -> dict:
     digest = hashlib.sha256(data).digest()[:HASH_BYTES].hex()
     metadata = header_metadata(path) or {}
     config = json.loads(metadata["config"])
+    provenance = json.loads(metadata.get("provenance", "{}"))
     qualities = (known if known is not None else _known_qualities()).get(digest)
     if qualities is None:
         from licodec.registry import codec_class
@@ -127,7 +129,8 @@ def weights_entry(path: Path, known: dict[str, int] | None = None) -> dict:
         "qualities": qualities,
         "lmbdas": config.get("lmbdas", []),
         "config": config,
-        "provenance": json.loads(metadata.get("provenance", "{}")),
+        "provenance": provenance,
+        "training_hardware": describe(provenance),  # CPU and steps/s, or "not recorded"
     }
 
 

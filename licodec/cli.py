@@ -407,6 +407,7 @@ def info(source: str, as_json: bool) -> None:
 def zoo(as_json: bool) -> None:
     """List the codecs: paper, known implementations, shipped weights and how they were trained; then datasets."""
     from licodec import catalog, survey  # no torch: the source and the safetensors headers
+    from licodec.train.hardware import describe
 
     entries = catalog.zoo_index()
     if as_json:
@@ -428,7 +429,9 @@ def zoo(as_json: bool) -> None:
         record, label = entry["provenance"], "trained"
         while record:  # the last run first, then the runs of the weights it started from
             earlier = record.get("init_provenance")
-            click.echo(f"    {label}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "init_provenance"))
+            click.echo(f"    {label}: " + ", ".join(f"{k} {v}" for k, v in record.items()
+                                                  if k not in ("init_provenance", "trained_on")))
+            click.echo(f"      on: {describe(record)}")
             record, label = earlier, "before that"
     click.echo("\ndatasets of the field:")
     for row in survey.DATASETS:
@@ -537,7 +540,7 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
         raise LicodecError(str(error)) from None
     if export and (not dist.is_initialized() or dist.get_rank() == 0):
         # On resume, the run's own settings (--init, --only, ...) are those its checkpoint was started with.
-        _export(codec.cpu(), export, _provenance(codec.train_config))
+        _export(codec.cpu(), export, _provenance(codec.train_config, codec.train_timing))
     if dist.is_initialized():
         # Every rank past its last collective and rank 0's export before any tears the group down: a rank that
         # left early made the other abort at exit ("terminate called without an active exception"), under load.
@@ -550,13 +553,19 @@ def train(codec_name: str, data: str, lmbda: str | None, checkpoint: str, resume
         os._exit(0)
 
 
-def _provenance(config) -> dict:
-    """What a trained file records of its run: the schedule, and the history of the weights it started from (a
-    weights file's own provenance, so that fine-tuning a shipped model keeps the record of its earlier runs)."""
+def _provenance(config, timing: list | None = None) -> dict:
+    """What a trained file records of its run: the schedule, where it ran and how fast (`trained_on`: CPU model,
+    threads, precision, measured steps per second; `licodec.train.hardware`), and the history of the weights it
+    started from (a weights file's own provenance, so that fine-tuning a shipped model keeps the record of its
+    earlier runs)."""
+    from licodec.train.hardware import trained_on
+
     record = {"steps": config.steps, "device": config.device, "data": config.data, "batch_size": config.batch_size,
               "crop": config.crop, "lr": config.lr, "final_lr": config.final_lr, "precision": config.precision,
               "metric": config.metric}
     record.update({key: value for key, value in (("only", config.only), ("qualities", config.qualities)) if value})
+    if timing:
+        record["trained_on"] = trained_on(timing)
     if config.init:
         record["init"] = config.init
         if config.init.endswith(".safetensors"):
@@ -593,7 +602,7 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
     codec = codec_class(state["codec"])(**state["train_config"]["codec_kwargs"])
     codec.load_state_dict(state["model"])
     config = TrainConfig.saved(state["train_config"])
-    provenance = _provenance(config)  # what `train --export` records, with the steps this checkpoint reached
+    provenance = _provenance(config, state.get("timing"))  # what `train --export` records, with the steps reached
     if state["step"] != config.steps:
         provenance.update(steps=state["step"], schedule_steps=config.steps)
     for item in note:

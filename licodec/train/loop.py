@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from tqdm import tqdm
 from licodec.codecs.base import Codec
 from licodec.data.folder import CropSampler, list_images
 from licodec.registry import codec_class
+from licodec.train.hardware import add_time, machine
 from licodec.train.losses import METRICS, MIN_MS_SSIM_CROP, discriminator_loss, objective
 
 # A module per quality level (the hyperprior's z densities) is named "<head>.levels.<level>.<rest>".
@@ -94,6 +96,8 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     The codec brings its side of the contract (`licodec.codecs.base.Codec`): its objective
     (`licodec.train.losses.OBJECTIVES`), its parameter groups, and `before_step` / `after_step`.
     `stop_at` ends this run early at that step, with a checkpoint, so a long schedule can run in resumable chunks.
+    The codec's `train_timing` is the run's timing segments (`licodec.train.hardware`: the CPU, threads, precision,
+    steps and seconds of the optimizer steps alone), the checkpoint's earlier ones included.
     """
     _check(config)
     rank, world = _world()
@@ -113,7 +117,9 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
     bar = tqdm(total=config.steps, initial=step, disable=not progress or rank != 0, desc=config.codec)
     last = config.steps if stop_at is None else min(stop_at, config.steps)
     while step < last:
+        started = time.perf_counter()
         terms = run.step(step)
+        run.timed(time.perf_counter() - started)
         step += 1
         bar.update(1)
         if step % 10 == 0:
@@ -123,6 +129,7 @@ def fit(config: TrainConfig, resume: bool = False, progress: bool = True, stop_a
             run.save(Path(config.checkpoint), step, rank)
     bar.close()
     codec.train_config = config
+    codec.train_timing = run.timing
     return codec
 
 
@@ -185,6 +192,13 @@ class _Run:
         self.levels = _levels(config.qualities, codec.qualities, device)
         # Adversarial codecs bring a discriminator for training only; it lives in the checkpoint, not the weights.
         self.adversary = _Adversary(codec, config, device) if codec.adversarial else None
+        gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else ""
+        self.machine = machine(torch.get_num_threads(), config.device, config.precision, world, gpu)
+        self.timing: list[dict] = []  # the checkpoint's segments, then this process's steps
+
+    def timed(self, seconds: float) -> None:
+        """Count one step that took `seconds` (the step alone: not the checkpoint written after it)."""
+        self.timing = add_time(self.timing, self.machine, 1, seconds)
 
     def step(self, step: int) -> dict[str, torch.Tensor]:
         """One optimizer step on a fresh batch; returns the objective's terms (plus "aux", and "d" for GANs)."""
@@ -233,12 +247,13 @@ class _Run:
         torch.set_rng_state(state["torch_rng"])
         if self.adversary is not None:
             self.adversary.load(state["adversary"])
+        self.timing = list(state.get("timing", []))  # none in checkpoints of older versions
         return state["step"]
 
     def save(self, path: Path, step: int, rank: int) -> None:
         """A resumable checkpoint of the run at `step`."""
         _save(path, self.codec, self.optimizer, self.aux_optimizer, self.sampler, self.config, step, rank,
-              self.world, self.adversary.state() if self.adversary is not None else None)
+              self.world, self.adversary.state() if self.adversary is not None else None, self.timing)
 
 
 def _levels(qualities: str, count: int, device: torch.device) -> torch.Tensor:
@@ -365,7 +380,7 @@ class _Adversary:
 
 
 def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampler, config: TrainConfig,
-          step: int, rank: int, world: int, adversary: dict | None = None) -> None:
+          step: int, rank: int, world: int, adversary: dict | None = None, timing: list | None = None) -> None:
     """Write a resumable checkpoint atomically (rank 0 only; every rank's sampler state is gathered)."""
     samplers = [sampler.state()]
     if world > 1:
@@ -386,6 +401,7 @@ def _save(path: Path, codec: Codec, optimizer, aux_optimizer, sampler: CropSampl
         "step": step,
         "train_config": asdict(config),
         "adversary": adversary,
+        "timing": timing or [],
     }
     temporary = path.with_name(path.name + f".tmp{os.getpid()}")
     torch.save(state, temporary)

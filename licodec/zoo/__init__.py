@@ -29,6 +29,7 @@ from licodec.entropy.gaussian import GaussianConditional
 from licodec.entropy.tables import CdfTables
 from licodec.errors import CodecError, WeightsError
 from licodec.registry import codec_class
+from licodec.train.hardware import describe
 
 ZOO = Path(__file__).parent
 SIDE_NETWORKS = ("hyper_analysis", "hyper_synthesis", "entropy_parameters")  # what `set_leaky_relu` changes
@@ -260,6 +261,7 @@ def index() -> dict:
         data = path.read_bytes()
         metadata = _metadata(data)
         config = json.loads(metadata["config"])
+        provenance = json.loads(metadata.get("provenance", "{}"))
         entries[name] = {
             "file": path.name,
             "bytes": len(data),
@@ -267,6 +269,7 @@ def index() -> dict:
             "qualities": build(codec_class(metadata["codec"]), config).qualities,  # lambdas, bottlenecks, iterations
             "lmbdas": config.get("lmbdas", []),
             "config": config,
-            "provenance": json.loads(metadata.get("provenance", "{}")),
+            "provenance": provenance,
+            "training_hardware": describe(provenance),  # CPU and steps/s, or "not recorded"
         }
     return entries

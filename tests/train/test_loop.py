@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from licodec import zoo
 from licodec.train import TrainConfig, fit
+from licodec.train.hardware import cpu_name
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +78,12 @@ def test_cli_train_and_export(images, tmp_path):
     exported = zoo.from_bytes(weights.read_bytes())
     assert exported.qualities == 2
     assert exported.provenance["steps"] == 3 and exported.provenance["batch_size"] == 2
+    # Where it trained and how fast, measured: both runs (2 steps, then 1 resumed) on this CPU, in one segment.
+    (segment,) = exported.provenance["trained_on"]
+    assert segment["cpu"] == cpu_name() and segment["logical_cpus"] == os.cpu_count()
+    assert segment["steps"] == 3 and segment["precision"] == "fp32" and segment["threads"] >= 1
+    assert segment["steps_per_second"] == pytest.approx(3 / segment["seconds"], rel=0.05)
+    assert segment["steps_per_second"] > 0
     # `licodec export` of the same checkpoint records the same run, and the notes given.
     again = tmp_path / "g.safetensors"
     result = subprocess.run([sys.executable, "-m", "licodec.cli", "export", str(checkpoint), "-o", str(again),
