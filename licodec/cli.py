@@ -643,7 +643,8 @@ def export(checkpoint: str, output: str, note: tuple[str, ...], base: str | None
 @click.option("--reuse", is_flag=True,
               help="Keep the points of OUTPUT/points.csv made by the same weights (or classical libraries) on the same "
                    "images at the same settings; code only the rest (their times stay those of that run). The "
-                   "file grows as each codec finishes an image, so an interrupted run continues with --reuse.")
+                   "file grows as each codec finishes an image (an overfitted codec: each encode), so an interrupted "
+                   "run continues with --reuse.")
 @click.option("--effort", type=click.IntRange(1, 5), default=None,
               help="Encoding effort of overfitted codecs (ladune2023-coolchic), 1 fast .. 5 best.  [default: 3]")
 def evaluate(codec_list: tuple[str, ...], dataset: str, root: str | None, anchor: str, out_dir: str,

@@ -247,7 +247,8 @@ def _worker_init(progress=None) -> None:
 def _reusable(earlier: list[Point], codecs: list[str], images: list[Path],
               settings: dict[str, tuple] | None = None,
               effort: int | None = None) -> dict[tuple[str, str], list[Point]]:
-    """(codec, image name) -> the earlier points that stand for it: made by the same source at every setting."""
+    """(codec, image name) -> the earlier points that stand for it, made by the same source: all of its settings
+    (an overfitted codec: those of its settings that were coded, each encode being a unit of its own)."""
     found: dict[tuple[str, str], list[Point]] = {}
     for point in earlier:
         found.setdefault((point.codec, point.image), []).append(point)
@@ -259,10 +260,30 @@ def _reusable(earlier: list[Point], codecs: list[str], images: list[Path],
             continue
         codec = labels[label]
         coder = _coder(codec, (settings or {}).get(codec), effort)
-        if all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(
-                float(s) for s in coder.settings):
+        wanted = {float(s) for s in coder.settings}
+        if coder.effort is not None:  # overfitted: every point made the same way counts on its own
+            points = {p.quality: p for p in group if p.source == coder.source and p.quality in wanted}
+            if points:
+                keep[codec, image] = [points[q] for q in sorted(points)]
+        elif all(p.source == coder.source for p in group) and sorted(p.quality for p in group) == sorted(wanted):
             keep[codec, image] = sorted(group, key=lambda p: p.quality)
     return keep
+
+
+def _units(codecs: list[str], images: list[Path], kept: dict[tuple[str, str], list[Point]],
+           settings: dict[str, tuple], effort: int | None) -> list[tuple[int, str, tuple | None]]:
+    """The work left: (image index, codec, settings or None for all of them); an overfitted codec's encodes are
+    one unit each (minutes apiece), so that they spread over the workers and an interruption loses one."""
+    work = []
+    for i, path in enumerate(images):
+        for name in codecs:
+            coder = _coder(name, settings.get(name), effort)
+            done = {p.quality for p in kept.get((name, path.name), [])}
+            if coder.effort is not None:
+                work += [(i, name, (setting,)) for setting in coder.settings if float(setting) not in done]
+            elif not done:
+                work.append((i, name, settings.get(name)))
+    return work
 
 
 def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: bool = True,
@@ -272,28 +293,33 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
     real, `jobs` (image, codec) pairs at a time; points of `reuse` made by the same weights or libraries at the
     same settings are kept instead of coding again. The progress bar counts points and names the codec. Overfitted
     codecs encode at `effort` (their default when None), which their points' source records. With `save`, the
-    points so far are written there (as points.csv, atomically) each time a codec finishes an image, so that an
-    interrupted evaluation continues with `reuse`."""
+    points so far are written there (as points.csv, atomically) each time a unit of work ends (a codec on an
+    image; an overfitted codec's single encode), so that an interrupted evaluation continues with `reuse`."""
     settings = settings or {}
     for name in codecs:
         _coder(name, settings.get(name), effort)  # fail early, in this process, on an unknown codec or a bad setting
     kept = _reusable(list(reuse), codecs, images, settings, effort)
-    work = [(i, name) for i, path in enumerate(images) for name in codecs if (name, path.name) not in kept]
-    total = sum(len(_coder(name, settings.get(name), effort).settings) for _, name in work)
+    work = _units(codecs, images, kept, settings, effort)
+    total = sum(len(chosen) if chosen is not None else len(_coder(name, None, effort).settings)
+                for _, name, chosen in work)
     coded: dict[tuple[int, str], list[Point]] = {}
 
     def collected() -> list[Point]:
         points: list[Point] = []
         for i, path in enumerate(images):
             for name in codecs:
-                points += kept.get((name, path.name)) or coded.get((i, name), [])
+                points += sorted(kept.get((name, path.name), []) + coded.get((i, name), []), key=lambda p: p.quality)
         return points
 
     def finished(key: tuple[int, str], points: list[Point]) -> None:
-        coded[key] = points
+        coded.setdefault(key, []).extend(points)
         if save is not None:
             write_points(save, collected())
 
+    def unit_settings(name: str, chosen: tuple | None) -> dict[str, tuple]:
+        return {**settings, name: chosen} if chosen is not None else settings
+
+    extra = {"effort": effort} if effort is not None else {}
     with tqdm(total=total, desc="evaluating", unit="point", disable=not progress) as bar:
 
         def tick(name: str) -> None:
@@ -301,16 +327,14 @@ def evaluate(codecs: list[str], images: list[Path], jobs: int = 1, progress: boo
             bar.update(1)
 
         if jobs <= 1:
-            for i, name in work:
-                finished((i, name), evaluate_image(images[i], [name], settings, tick,
-                                                   **({"effort": effort} if effort is not None else {})))
+            for i, name, chosen in work:
+                finished((i, name), evaluate_image(images[i], [name], unit_settings(name, chosen), tick, **extra))
         else:
             context = multiprocessing.get_context("spawn")
             queue = context.Queue()
             with ProcessPoolExecutor(jobs, mp_context=context, initializer=_worker_init, initargs=(queue,)) as pool:
-                extra = {"effort": effort} if effort is not None else {}
-                futures = {pool.submit(evaluate_image, images[i], [name], settings, **extra): (i, name)
-                           for i, name in work}
+                futures = {pool.submit(evaluate_image, images[i], [name], unit_settings(name, chosen), **extra):
+                           (i, name) for i, name, chosen in work}
                 pending = set(futures)
                 while pending:
                     done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)

@@ -183,6 +183,40 @@ def test_eval_records_the_effort(tmp_path, monkeypatch):
     assert "+effort1" in (tmp_path / "out" / "points.csv").read_text()
 
 
+def test_an_interrupted_evaluation_keeps_each_finished_encode(tmp_path, monkeypatch):
+    """An overfitted codec's encodes are units of their own: those done before an interruption are saved and
+    kept by --reuse, and only the others are coded again."""
+    from PIL import Image
+
+    from licodec.eval import run
+
+    monkeypatch.setitem(ladune2023.EFFORT_ITERATIONS, 1, 10)
+    monkeypatch.setitem(ladune2023.EFFORT_ITERATIONS, 2, 10)
+    path = tmp_path / "a.png"
+    Image.fromarray((_image(16, 16)[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+    coding, calls = run.evaluate_image, []
+
+    def interrupted(image, codecs, settings, *rest, **options):
+        calls.append(settings[NAME])
+        if settings[NAME] == (3,):
+            raise KeyboardInterrupt
+        return coding(image, codecs, settings, *rest, **options)
+
+    monkeypatch.setattr(run, "evaluate_image", interrupted)
+    save = tmp_path / "points.csv"
+    with pytest.raises(KeyboardInterrupt):
+        run.evaluate([NAME], [path], progress=False, effort=1, settings={NAME: (1, 2, 3, 4)}, save=save)
+    saved = run.read_points(save)
+    assert [p.quality for p in saved] == [1, 2]
+    calls.clear()
+    monkeypatch.setattr(run, "evaluate_image", lambda *a, **k: calls.append(a[2][NAME]) or coding(*a, **k))
+    points = run.evaluate([NAME], [path], progress=False, effort=1, settings={NAME: (1, 2, 3, 4)}, reuse=saved)
+    assert calls == [(3,), (4,)] and [p.quality for p in points] == [1, 2, 3, 4] and points[:2] == saved
+    calls.clear()  # points of another effort are not the same encode
+    run.evaluate([NAME], [path], progress=False, effort=2, settings={NAME: (1, 2)}, reuse=saved)
+    assert calls == [(1,), (2,)]
+
+
 def test_the_same_encode_gives_the_same_file():
     codec = _codec()
     x = _image(seed=7)
