@@ -59,7 +59,7 @@ NOISE_SHARE, SOFT_SHARE = 0.4, 0.5  # the rest is hard rounding
 SOFT_TEMPERATURE = (0.3, 0.1)
 SOFT_NOISE = (1.0, 1.0)  # the noise amplitude through the soft phase, first to last
 SOFT_TWICE = True  # the synthesis sees s_T(s_T(y) + u)
-LATENT_LR_FACTOR = 6.0  # the latents' learning rate, relative to the networks'
+LATENT_LR_FACTOR = 10.0  # the latents' learning rate, relative to the networks'
 WEIGHT_BITS = range(4, 17)  # candidate steps 2^-k of the network tensors
 FORMAT = 1
 
@@ -288,7 +288,7 @@ class CoolChic(Codec):
         quality_range="about 0.1 to 2 bpp (8 qualities, lambda 0.02 to 1e-4)",
     )
     overfitted = True  # no zoo file: `standalone()` builds it
-    encoder_revision = 2  # 2: the fused training pass (licodec.nn.fused, laplace.arm_rate)
+    encoder_revision = 3  # 2: the fused training pass (licodec.nn.fused, laplace.arm_rate); 3: latents at 10x
     # every latent (at least one per pixel) costs more than 0.00059 bits in the most peaked table: a payload
     # below this for the header's size is damage (`licodec.api._check_payload`)
     fewest_bits_per_pixel = 0.0005
