@@ -68,12 +68,23 @@ def sigmoid_table() -> Tensor:
     return torch.tensor(values, dtype=torch.int32)
 
 
-def batch_masks(channels: int, height: int, width: int) -> list[np.ndarray]:
-    """Boolean (C, H, W) masks of the `BATCHES` batches of one plane, in coding order; they partition the plane."""
+def batches(channels: int, height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The `BATCHES` batches of one plane in coding order, each as (its channels, its flat positions i * W + j):
+    channel group g = c mod GROUPS, then checkerboard parity (i + j) mod 2. A batch's bits are taken channel by
+    channel, each channel's in raster order. The batches partition the plane."""
     rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    parity = (rows + cols) % 2
-    group = np.arange(channels) % GROUPS
-    return [(group[:, None, None] == g) & (parity[None] == par) for g in range(GROUPS) for par in (0, 1)]
+    parity = ((rows + cols) % 2).ravel()
+    return [(np.arange(g, channels, GROUPS), np.flatnonzero(parity == par)) for g in range(GROUPS) for par in (0, 1)]
+
+
+def batch_masks(channels: int, height: int, width: int) -> list[np.ndarray]:
+    """The batches of `batches` as boolean (C, H, W) masks."""
+    masks = []
+    for chs, pos in batches(channels, height, width):
+        mask = np.zeros((channels, height * width), dtype=bool)
+        mask[np.ix_(chs, pos)] = True
+        masks.append(mask.reshape(channels, height, width))
+    return masks
 
 
 def _neighbour_sum(volume: np.ndarray, offsets: list[tuple[int, int]]) -> np.ndarray:
@@ -92,52 +103,57 @@ RING = [(di, dj) for di in range(-2, 3) for dj in range(-2, 3) if max(abs(di), a
 CROSS = [(-1, 0), (1, 0), (0, -1), (0, 1)]
 
 
+def _mix(weights: np.ndarray, inputs: np.ndarray) -> np.ndarray:
+    """weights (n, C) @ inputs (C, m) of integers, exact: float64 products and sums of integers far below 2**53
+    are exact whatever the order of summation (so whatever BLAS and its threads do)."""
+    return (weights.astype(np.float64) @ inputs.astype(np.float64)).astype(np.int64)
+
+
 class PlaneFeatures:
-    """The features of plane `plane` that depend only on more significant planes (computed once per plane), and
-    those that depend on the plane's bits already coded (`batch`)."""
+    """The features of plane `plane` of a (C, H, W) volume: those that depend only on more significant planes,
+    computed once for the whole plane, and those that read the plane's bits already coded (`dynamic`, per batch).
+    Arrays are (C, H * W)."""
 
     def __init__(self, prefix: np.ndarray, plane: int) -> None:
         """prefix: (C, H, W) int64, each coefficient's value in planes 0 .. plane-1 (0 for plane 0)."""
         self.plane = plane
-        sig = (prefix > 0).astype(np.int64)
         self.shape = prefix.shape
-        self.sig = sig
-        self.own = OWN_BUCKETS[np.minimum(prefix, 4)]
-        self.near = _neighbour_sum(sig, NEAR)
-        self.ring = RING_BUCKETS[_neighbour_sum(sig, RING)]
-        self.across = COUNT_BUCKETS[np.minimum(sig.sum(0, keepdims=True) - sig, 32)]
-        c = self.shape[0]
-        self.channel = np.broadcast_to(np.arange(c)[:, None, None], self.shape)
-        self.batch = np.zeros(self.shape, dtype=np.int64)
-        for k, mask in enumerate(batch_masks(*self.shape)):
-            self.batch[mask] = k
+        c, h, w = prefix.shape
+        sig = (prefix > 0).astype(np.int64)
+        self.sig = sig.reshape(c, -1)
+        self.own = OWN_BUCKETS[np.minimum(prefix, 4)].reshape(c, -1)
+        self.near = _neighbour_sum(sig, NEAR).reshape(c, -1)
+        self.ring = RING_BUCKETS[_neighbour_sum(sig, RING)].reshape(c, -1)
+        self.across = COUNT_BUCKETS[np.minimum(self.sig.sum(0, keepdims=True) - self.sig, 32)]
+        self.channel = np.broadcast_to(np.arange(c)[:, None], self.sig.shape)
+        self.batch = np.zeros(self.sig.shape, dtype=np.int64)
+        for k, (chs, pos) in enumerate(batches(c, h, w)):
+            self.batch[np.ix_(chs, pos)] = k
 
-    def static(self, where: np.ndarray) -> dict[str, np.ndarray]:
-        """Features of the bits at boolean (C, H, W) `where` that depend on earlier planes only (raster order)."""
-        return {"sig": self.sig[where], "own": self.own[where], "near": self.near[where], "ring": self.ring[where],
-                "across": self.across[where], "channel": self.channel[where], "batch": self.batch[where]}
+    def static(self, chs: np.ndarray, pos: np.ndarray) -> dict[str, np.ndarray]:
+        """Features of the bits of channels `chs` at flat positions `pos` (len(chs), len(pos)) that depend on
+        earlier planes only."""
+        take = np.ix_(chs, pos)
+        return {"sig": self.sig[take], "own": self.own[take], "near": self.near[take], "ring": self.ring[take],
+                "across": self.across[take], "channel": self.channel[take], "batch": self.batch[take]}
 
-    def dynamic(self, bits: np.ndarray, where: np.ndarray) -> dict[str, np.ndarray]:
-        """Features of the bits at `where` that read plane `plane`'s bits already coded: `bits` (C, H, W) holds them,
-        and 0 wherever not yet coded (the caller's contract: what the decoder knows at this batch, nothing more)."""
-        bits = bits.astype(np.int64)
-        return {"plane4": _neighbour_sum(bits, CROSS)[where],
-                "plane_across": COUNT_BUCKETS[np.minimum(np.broadcast_to(bits.sum(0, keepdims=True), bits.shape)[where], 32)]}
-
-
-def _channel_mix(weights: np.ndarray, volume: np.ndarray, where: np.ndarray) -> np.ndarray:
-    """sum_c' weights[c, c'] volume[c', i, j] at the (c, i, j) of `where`, exact (integers far below 2**53)."""
-    c = volume.shape[0]
-    mixed = weights.astype(np.float64) @ volume.reshape(c, -1).astype(np.float64)
-    return mixed.reshape(volume.shape)[where].astype(np.int64)
+    def dynamic(self, bits: np.ndarray, chs: np.ndarray, pos: np.ndarray) -> dict[str, np.ndarray]:
+        """Features of the bits of channels `chs` at positions `pos` that read plane `plane`'s bits already coded:
+        `bits` (C, H * W) holds them, and 0 wherever not yet coded (the caller's contract: what the decoder knows
+        at this batch, nothing more)."""
+        _, h, w = self.shape
+        own = bits[chs].reshape(len(chs), h, w)
+        return {"plane4": _neighbour_sum(own, CROSS).reshape(len(chs), -1)[:, pos],
+                "plane_across": np.broadcast_to(COUNT_BUCKETS[np.minimum(bits[:, pos].sum(0), 32)],
+                                                (len(chs), len(pos)))}
 
 
 class BitplaneContext(nn.Module):
     """The integer logistic model of the bitplanes of `channels` channels of `planes` bits, and its coding.
 
-    The weights are int32 buffers (saved with the codec's weights); `fit_tables` / `float_logits` serve fitting,
-    `encode` / `decode` coding, `probabilities` the training pass's rate estimate (the exact probabilities the
-    coder uses)."""
+    The weights are int32 buffers in 1/UNIT nats (saved with the codec's weights); `samples` / `float_logits` /
+    `set_tables` serve fitting, `encode` / `decode` coding, `probabilities` the training pass's rate estimate (the
+    exact probabilities the coder uses)."""
 
     def __init__(self, channels: int, planes: int) -> None:
         super().__init__()
@@ -158,18 +174,24 @@ class BitplaneContext(nn.Module):
                            for name in (*table_shapes(self.channels), "sigmoid")}
         return self._cache
 
-    def logits(self, features: PlaneFeatures, bits: np.ndarray, where: np.ndarray) -> np.ndarray:
-        """Integer logits (1/UNIT nats) of the plane-`features.plane` bits at boolean (C, H, W) `where` (raster
-        order), given that plane's bits already coded in `bits` (0 elsewhere)."""
+    def static_logits(self, features: PlaneFeatures) -> np.ndarray:
+        """(C, H * W) integer logits (1/UNIT nats) of a plane from the features of the earlier planes."""
+        t = self._tables()
+        p, f, s = features.plane, features, features.sig
+        logit = (t["own"][p, f.batch, f.own] + t["channel"][p, s, f.channel] + t["near"][p, s, f.near]
+                 + t["ring"][p, s, f.ring] + t["across"][p, s, f.across])
+        return logit + _mix(t["mix_sig"][p], f.sig)
+
+    def logits(self, features: PlaneFeatures, static: np.ndarray, bits: np.ndarray, chs: np.ndarray,
+               pos: np.ndarray) -> np.ndarray:
+        """(len(chs), len(pos)) integer logits of one batch: `static` (from `static_logits`) plus the terms that
+        read the plane's bits already coded, `bits` (C, H * W), 0 where not yet coded."""
         t = self._tables()
         p = features.plane
-        f = {**features.static(where), **features.dynamic(bits, where)}
-        s = f["sig"]
-        logit = (t["own"][p, f["batch"], f["own"]] + t["channel"][p, s, f["channel"]] + t["near"][p, s, f["near"]]
-                 + t["ring"][p, s, f["ring"]] + t["across"][p, s, f["across"]] + t["plane4"][p, s, f["plane4"]]
-                 + t["plane_across"][p, s, f["plane_across"]])
-        logit = logit + _channel_mix(t["mix_sig"][p], features.sig, where)
-        return logit + _channel_mix(t["mix_bit"][p], bits, where)
+        s = features.sig[np.ix_(chs, pos)]
+        f = features.dynamic(bits, chs, pos)
+        logit = static[np.ix_(chs, pos)] + t["plane4"][p, s, f["plane4"]] + t["plane_across"][p, s, f["plane_across"]]
+        return logit + _mix(t["mix_bit"][p, chs], bits[:, pos])
 
     def probability(self, logit: np.ndarray) -> np.ndarray:
         """P(1) in 1/2**16 (int64, within [1, 2**16 - 1]) of integer logits."""
@@ -179,32 +201,39 @@ class BitplaneContext(nn.Module):
 
     def walk(self, planes: int, shape: tuple[int, int, int], step) -> np.ndarray:
         """Visit planes 0 .. planes-1 batch by batch in coding order; returns the (C, H, W) codes of those planes
-        (value of the coded planes, as the top bits of a `self.planes`-bit code).
+        (their value as the top bits of a `self.planes`-bit code, the planes not coded zero).
 
-        step(probabilities, where) returns the bits (int) of the batch at boolean `where` given their integer P(1):
-        the encoder reads them from its codes, the decoder decodes them."""
-        if planes > self.planes:
-            raise ValueError(f"{planes} planes, but the coder has {self.planes}")
+        step(probabilities, p, chs, pos) returns the (len(chs), len(pos)) bits of plane p's batch (chs, pos) given
+        their integer P(1), same shape: the encoder reads them from its codes, the decoder decodes them."""
+        if not 1 <= planes <= self.planes or shape[0] != self.channels:
+            raise ValueError(f"{planes} planes of {shape[0]} channels; the coder has {self.planes} of "
+                             f"{self.channels}")
+        c, h, w = shape
         prefix = np.zeros(shape, dtype=np.int64)
-        masks = batch_masks(*shape)
+        order = batches(c, h, w)
         for p in range(planes):
             features = PlaneFeatures(prefix, p)
-            bits = np.zeros(shape, dtype=np.int64)
-            for where in masks:
-                found = np.asarray(step(self.probability(self.logits(features, bits, where)), where, p), np.int64)
+            static = self.static_logits(features)
+            bits = np.zeros((c, h * w), dtype=np.int64)
+            for chs, pos in order:
+                probabilities = self.probability(self.logits(features, static, bits, chs, pos))
+                found = np.asarray(step(probabilities, p, chs, pos), dtype=np.int64).reshape(probabilities.shape)
                 if found.size and (found.min() < 0 or found.max() > 1):
                     raise BitstreamError("a bitplane symbol is not a bit")
-                bits[where] = found
-            prefix = prefix * 2 + bits
+                bits[np.ix_(chs, pos)] = found
+            prefix = prefix * 2 + bits.reshape(shape)
         return prefix << (self.planes - planes)
+
+    def _plane_bits(self, codes: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        return (codes.reshape(codes.shape[0], -1)[np.ix_(chs, pos)] >> (self.planes - 1 - p)) & 1
 
     def encode(self, codes: Tensor, planes: int) -> bytes:
         """The top `planes` bitplanes of (C, H, W) integer `codes` (each below 2**self.planes) as one section."""
         codes = codes.numpy().astype(np.int64)
         chunks: list[tuple[np.ndarray, np.ndarray]] = []
 
-        def step(probabilities: np.ndarray, where: np.ndarray, p: int) -> np.ndarray:
-            bits = (codes[where] >> (self.planes - 1 - p)) & 1
+        def step(probabilities: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            bits = self._plane_bits(codes, p, chs, pos)
             chunks.append((bits, probabilities))
             return bits
 
@@ -215,7 +244,7 @@ class BitplaneContext(nn.Module):
         """The (C, H, W) codes of `encode`'s section (the planes not coded are zeros). Damaged data raises
         `BitstreamError`."""
         decoder = coder.BinaryDecoder(section)
-        codes = self.walk(planes, shape, lambda probabilities, where, p: decoder.decode(probabilities))
+        codes = self.walk(planes, shape, lambda probabilities, p, chs, pos: decoder.decode(probabilities))
         decoder.finish()
         return torch.from_numpy(codes)
 
@@ -225,12 +254,12 @@ class BitplaneContext(nn.Module):
         training pass's rate estimate: the file's bits, up to the coder's few bytes of overhead."""
         codes = codes.numpy().astype(np.int64)
         c, h, w = codes.shape
-        out = np.ones((c, self.planes, h, w), dtype=np.float64)
+        out = np.ones((c, self.planes, h * w), dtype=np.float64)
 
-        def step(probabilities: np.ndarray, where: np.ndarray, p: int) -> np.ndarray:
-            bits = (codes[where] >> (self.planes - 1 - p)) & 1
+        def step(probabilities: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            bits = self._plane_bits(codes, p, chs, pos)
             chosen = np.where(bits == 1, probabilities, (1 << PROBABILITY_BITS) - probabilities)
-            out[:, p][where] = chosen / float(1 << PROBABILITY_BITS)
+            out[chs[:, None], p, pos[None, :]] = chosen / float(1 << PROBABILITY_BITS)
             return bits
 
         self.walk(planes, codes.shape, step)
@@ -240,24 +269,23 @@ class BitplaneContext(nn.Module):
 
     def samples(self, codes: np.ndarray, plane: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """Every bit of plane `plane` of (C, H, W) `codes` with the features its batch sees (as the coder does):
-        (features concatenated over the batches, with the two channel-mix inputs "sig_in" / "bit_in" as (n, C)
-        rows), bits (n,)."""
+        (features, flattened and concatenated over the batches, with the two channel-mix inputs "sig_in" and
+        "bit_in" as (n, C) rows), bits (n,)."""
+        c, h, w = codes.shape
         prefix = codes >> (self.planes - plane)
-        plane_bits = (codes >> (self.planes - 1 - plane)) & 1
+        plane_bits = ((codes >> (self.planes - 1 - plane)) & 1).reshape(c, -1)
         features = PlaneFeatures(prefix, plane)
-        known = np.zeros(codes.shape, dtype=bool)
+        bits = np.zeros((c, h * w), dtype=np.int64)  # what the decoder knows: the earlier batches' bits
         parts: list[dict[str, np.ndarray]] = []
         targets = []
-        c = codes.shape[0]
-        for where in batch_masks(*codes.shape):
-            bits = np.where(known, plane_bits, 0)
-            f = {**features.static(where), **features.dynamic(bits, where)}
-            positions = np.nonzero(where)
-            f["sig_in"] = features.sig.reshape(c, -1)[:, positions[1] * codes.shape[2] + positions[2]].T
-            f["bit_in"] = bits.reshape(c, -1)[:, positions[1] * codes.shape[2] + positions[2]].T
+        for chs, pos in batches(c, h, w):
+            f = {**features.static(chs, pos), **features.dynamic(bits, chs, pos)}
+            f = {k: np.ascontiguousarray(v).ravel() for k, v in f.items()}
+            f["sig_in"] = np.tile(features.sig[:, pos].T, (len(chs), 1))
+            f["bit_in"] = np.tile(bits[:, pos].T, (len(chs), 1))
             parts.append(f)
-            targets.append(plane_bits[where])
-            known |= where
+            targets.append(plane_bits[np.ix_(chs, pos)].ravel())
+            bits[np.ix_(chs, pos)] = plane_bits[np.ix_(chs, pos)]
         merged = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
         return merged, np.concatenate(targets)
 
@@ -269,13 +297,15 @@ class BitplaneContext(nn.Module):
         logit = (tables["own"][f["batch"], f["own"]] + tables["channel"][s, f["channel"]]
                  + tables["near"][s, f["near"]] + tables["ring"][s, f["ring"]] + tables["across"][s, f["across"]]
                  + tables["plane4"][s, f["plane4"]] + tables["plane_across"][s, f["plane_across"]])
-        mix_sig = (tables["mix_sig"][f["channel"]] * f["sig_in"]).sum(1)
-        return logit + mix_sig + (tables["mix_bit"][f["channel"]] * f["bit_in"]).sum(1)
+        channel = f["channel"].unsqueeze(1)
+        mixed = ((f["sig_in"] @ tables["mix_sig"].T).gather(1, channel)
+                 + (f["bit_in"] @ tables["mix_bit"].T).gather(1, channel))
+        return logit + mixed.squeeze(1)
 
     def set_tables(self, plane: int, tables: dict[str, Tensor]) -> None:
         """Store plane `plane`'s fitted float tables (nats) as integers in 1/UNIT nats."""
+        limit = (1 << 15) - 1
         with torch.no_grad():
             for name, value in tables.items():
-                limit = (1 << 15) - 1
                 getattr(self, name)[plane] = torch.round(value.double() * UNIT).clamp(-limit, limit).int()
         self.reset()

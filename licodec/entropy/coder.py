@@ -205,8 +205,13 @@ def encode_binary_chunks(chunks: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
     context model predicts a whole batch of bits at once. `BinaryDecoder` reads the chunks back in order.
 
     The probabilities are integers computed identically by encoder and decoder; divided by 2**16 they are exact
-    float64 numbers, which constriction quantizes the same way on every machine."""
+    float64 numbers, which constriction quantizes the same way on every machine. The stream ends with one more bit,
+    a 1 at probability 1/2, that `BinaryDecoder.finish` checks: an ANS stack that starts empty codes the first zeros
+    pushed (the last decoded) for free, so without it a stream's size would depend on how its last bits happen to
+    end, not only on their probabilities (the training pass's estimate would be off for small images), and a
+    decoder reading past the end would read zeros without noticing."""
     coder = AnsCoder()
+    coder.encode_reverse(np.array([1], dtype=np.int32), _BERNOULLI, np.array([0.5]))
     for bits, probabilities in reversed(chunks):
         bits = np.asarray(bits, dtype=np.int32).ravel()
         if bits.size:
@@ -236,6 +241,7 @@ class BinaryDecoder:
             raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
 
     def finish(self) -> None:
-        """Check that every word was read: what an intact section leaves (a damaged or padded one rarely does)."""
-        if not self._coder.is_empty():
+        """Read the end mark and check that every word was read: what an intact section leaves (a damaged or
+        padded one rarely does)."""
+        if self.decode(np.array([1 << (BINARY_PRECISION - 1)])).tolist() != [1] or not self._coder.is_empty():
             raise BitstreamError("entropy-coded data is damaged (data left after the last symbol)")
