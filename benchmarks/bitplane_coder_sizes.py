@@ -42,8 +42,8 @@ def main() -> None:
             assert np.array_equal(*pixels), f"{path.name} q{quality}: the two files decode differently"
             totals[quality][0] += sizes[0] / len(images)
             totals[quality][1] += sizes[1] / len(images)
-            print(f"{path.name:12} {quality:7d} {sizes[0]:8.4f} {sizes[1]:8.4f} {100 * (sizes[1] / sizes[0] - 1):+6.1f}%",
-                  flush=True)
+            change = 100 * (sizes[1] / sizes[0] - 1)
+            print(f"{path.name:12} {quality:7d} {sizes[0]:8.4f} {sizes[1]:8.4f} {change:+6.1f}%", flush=True)
     for quality, (old, new) in totals.items():
         print(f"{'mean':12} {quality:7d} {old:8.4f} {new:8.4f} {100 * (new / old - 1):+6.1f}%")
 

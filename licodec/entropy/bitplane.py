@@ -22,12 +22,13 @@ coded, not a deep network per bit. This module is that design, vectorized:
   position in the channels already coded, sig[c'] / bit[c'] channel c''s significance / plane-p bit at the same
   position (bit[c'] = 0 where not yet coded). Every product and sum is an exact integer (the mixing products are
   evaluated as float64 matrix products of integers below 2**53, which are exact whatever the order of summation).
-- The probability of a one is `SIGMOID[clamp(logit)]`, a stored integer table (16-bit fixed point, within
-  [1, 2**16 - 1]); encoder and decoder index the same table with the same integer, so they agree on every machine
-  and thread count. The bits go through `licodec.entropy.coder.encode_binary_chunks`, one chunk per batch.
+- The probability of a one is `SIGMOID[clamp(logit, -CAP, CAP)]`, a stored integer table (16-bit fixed point,
+  within [1, 2**16 - 1], one entry per 1/32 nat); encoder and decoder index the same table with the same
+  integer, so they agree on every machine and thread count. The bits go through
+  `licodec.entropy.coder.encode_binary_chunks`, one chunk per batch.
 
 The table entries are fitted offline on the bitplanes of a trained model (`benchmarks/fit_rippel2017_coder.py`,
-float logistic regression with the same features, `float_logits`, then rounded to integers), never at coding time.
+float logistic regression with the same features, `float_logits`, then rounded to 1/32 nat), never at coding time.
 """
 
 from __future__ import annotations
@@ -39,13 +40,14 @@ import torch
 from torch import Tensor, nn
 
 from licodec.entropy import coder
+from licodec.entropy.context import one_thread
 from licodec.errors import BitstreamError
 
 GROUPS = 3  # channel groups c mod 3
 BATCHES = 2 * GROUPS  # (group, checkerboard parity), in that order
-UNIT = 64  # logits in 1/64 nats
-SIGMOID_STEP = 2  # the probability table has one entry per 2/64 = 1/32 nat
+UNIT = 32  # weights and logits in 1/32 nats
 CAP = 12  # logits beyond +-12 nats read as +-12
+MIXES = ("mix_sig", "mix_bit")  # the channel-mixing tables, stored as int8 (within +-127/32 nats); the others int16
 PROBABILITY_BITS = 16
 OWN_BUCKETS = np.array([0, 1, 2, 2, 3])  # prefix 0, 1, 2-3, 4+ (index min(prefix, 4))
 RING_BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 4] + [5] * 8)  # 0, 1, 2, 3-4, 5-8, 9-16
@@ -60,12 +62,13 @@ def table_shapes(channels: int) -> dict[str, tuple[int, ...]]:
 
 
 def sigmoid_table() -> Tensor:
-    """P(1) in 1/2**16 for logits -CAP .. CAP nats in steps of SIGMOID_STEP / UNIT, within [1, 2**16 - 1]. Computed
-    once in float and stored with the weights: coding only indexes it."""
-    steps = CAP * UNIT // SIGMOID_STEP
-    values = [min(max(round((1 << PROBABILITY_BITS) / (1 + math.exp(-k * SIGMOID_STEP / UNIT))), 1),
-                  (1 << PROBABILITY_BITS) - 1) for k in range(-steps, steps + 1)]
-    return torch.tensor(values, dtype=torch.int32)
+    """P(1) in 1/2**16, less 2**15 (so that it fits int16), for logits -CAP .. CAP nats in steps of 1 / UNIT, P(1)
+    within [1, 2**16 - 1]. Computed once in float and stored with the weights: coding only indexes it."""
+    steps = CAP * UNIT
+    half = 1 << (PROBABILITY_BITS - 1)
+    values = [min(max(round((1 << PROBABILITY_BITS) / (1 + math.exp(-k / UNIT))), 1), (1 << PROBABILITY_BITS) - 1)
+              for k in range(-steps, steps + 1)]
+    return torch.tensor(values, dtype=torch.int32).sub(half).to(torch.int16)
 
 
 def batches(channels: int, height: int, width: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -105,8 +108,10 @@ CROSS = [(-1, 0), (1, 0), (0, -1), (0, 1)]
 
 def _mix(weights: np.ndarray, inputs: np.ndarray) -> np.ndarray:
     """weights (n, C) @ inputs (C, m) of integers, exact: float64 products and sums of integers far below 2**53
-    are exact whatever the order of summation (so whatever BLAS and its threads do)."""
-    return (weights.astype(np.float64) @ inputs.astype(np.float64)).astype(np.int64)
+    are exact whatever the order of summation. Through torch, which `walk` keeps on one thread (numpy's BLAS
+    would start threads of its own: 100 times slower on busy cores)."""
+    product = torch.from_numpy(weights.astype(np.float64)) @ torch.from_numpy(inputs.astype(np.float64))
+    return product.numpy().astype(np.int64)
 
 
 class PlaneFeatures:
@@ -151,7 +156,7 @@ class PlaneFeatures:
 class BitplaneContext(nn.Module):
     """The integer logistic model of the bitplanes of `channels` channels of `planes` bits, and its coding.
 
-    The weights are int32 buffers in 1/UNIT nats (saved with the codec's weights); `samples` / `float_logits` /
+    The weights are int16 / int8 buffers in 1/UNIT nats (saved with the codec's weights); `samples` / `float_logits` /
     `set_tables` serve fitting, `encode` / `decode` coding, `probabilities` the training pass's rate estimate (the
     exact probabilities the coder uses)."""
 
@@ -160,7 +165,8 @@ class BitplaneContext(nn.Module):
         self.channels = channels
         self.planes = planes
         for name, shape in table_shapes(channels).items():
-            self.register_buffer(name, torch.zeros((planes, *shape), dtype=torch.int32))
+            dtype = torch.int8 if name in MIXES else torch.int16
+            self.register_buffer(name, torch.zeros((planes, *shape), dtype=dtype))
         self.register_buffer("sigmoid", sigmoid_table())
         self._cache: dict[str, np.ndarray] | None = None
 
@@ -172,6 +178,7 @@ class BitplaneContext(nn.Module):
         if self._cache is None:
             self._cache = {name: getattr(self, name).numpy().astype(np.int64)
                            for name in (*table_shapes(self.channels), "sigmoid")}
+            self._cache["sigmoid"] += 1 << (PROBABILITY_BITS - 1)
         return self._cache
 
     def static_logits(self, features: PlaneFeatures) -> np.ndarray:
@@ -197,7 +204,7 @@ class BitplaneContext(nn.Module):
         """P(1) in 1/2**16 (int64, within [1, 2**16 - 1]) of integer logits."""
         table = self._tables()["sigmoid"]
         steps = (len(table) - 1) // 2
-        return table[np.clip(np.floor_divide(logit, SIGMOID_STEP), -steps, steps) + steps]
+        return table[np.clip(logit, -steps, steps) + steps]
 
     def walk(self, planes: int, shape: tuple[int, int, int], step) -> np.ndarray:
         """Visit planes 0 .. planes-1 batch by batch in coding order; returns the (C, H, W) codes of those planes
@@ -208,6 +215,10 @@ class BitplaneContext(nn.Module):
         if not 1 <= planes <= self.planes or shape[0] != self.channels:
             raise ValueError(f"{planes} planes of {shape[0]} channels; the coder has {self.planes} of "
                              f"{self.channels}")
+        with one_thread():
+            return self._walk(planes, shape, step)
+
+    def _walk(self, planes: int, shape: tuple[int, int, int], step) -> np.ndarray:
         c, h, w = shape
         prefix = np.zeros(shape, dtype=np.int64)
         order = batches(c, h, w)
@@ -303,9 +314,10 @@ class BitplaneContext(nn.Module):
         return logit + mixed.squeeze(1)
 
     def set_tables(self, plane: int, tables: dict[str, Tensor]) -> None:
-        """Store plane `plane`'s fitted float tables (nats) as integers in 1/UNIT nats."""
-        limit = (1 << 15) - 1
+        """Store plane `plane`'s fitted float tables (nats) as integers in 1/UNIT nats (clamped to their type)."""
         with torch.no_grad():
             for name, value in tables.items():
-                getattr(self, name)[plane] = torch.round(value.double() * UNIT).clamp(-limit, limit).int()
+                target = getattr(self, name)
+                limit = torch.iinfo(target.dtype).max
+                target[plane] = torch.round(value.double() * UNIT).clamp(-limit, limit).to(target.dtype)
         self.reset()

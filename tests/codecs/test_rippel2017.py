@@ -161,7 +161,7 @@ def fast_codec():
     with torch.no_grad():
         for name in table_shapes(4):
             table = getattr(codec.bitplane_context, name)
-            table.copy_((torch.randn(table.shape, generator=generator) * 64).int())
+            table.copy_((torch.randn(table.shape, generator=generator) * 32).clamp(-127, 127).int())
     codec.update()
     codec.eval()
     codec.weights_hash = "00" * 8

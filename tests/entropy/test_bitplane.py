@@ -19,7 +19,7 @@ def context():
     with torch.no_grad():
         for name in table_shapes(5):
             table = getattr(context, name)
-            table.copy_((torch.randn(table.shape, generator=generator) * 96).int())
+            table.copy_((torch.randn(table.shape, generator=generator) * 48).clamp(-127, 127).int())
     context.reset()
     return context
 
