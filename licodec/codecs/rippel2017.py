@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from licodec.codecs.base import Codec, Encoded, RDOutput
-from licodec.entropy.bitplane import BitplaneContext
+from licodec.entropy.bitplane import OFFSET_BITS, BitplaneContext
 from licodec.entropy.context import VolumeContext
 from licodec.entropy.latent import LIKELIHOOD_BOUND
 from licodec.nn.blocks import Residual
@@ -202,9 +202,15 @@ class RealTimeAdaptive(Codec):
         x_hat = self.transform(self.synthesis, y_hat)
         scaled = y_hat * self.top  # straight-through codes, for ACR's gradient
         if self.coder == "bitplane":
-            likelihood = torch.stack([self.bitplane_context.probabilities(c, int(p)) for c, p in
-                                      zip(codes.cpu(), planes.cpu())]).to(y.device, torch.float32)
-            return RDOutput(x_hat, {"bits": likelihood.clamp(min=LIKELIHOOD_BOUND)}, {"acr": self.acr(scaled)})
+            # The coder's own probabilities (no gradient: the coder is fitted afterwards) and its side information,
+            # the per-image offsets (bits at probability 1/2).
+            estimates = [self.bitplane_context.probabilities(c, int(p)) for c, p in zip(codes.cpu(), planes.cpu())]
+            likelihood = torch.stack([e[0] for e in estimates]).to(y.device, torch.float32)
+            side_bits = torch.tensor([e[1] for e in estimates], device=y.device)
+            most = self.config["bitplanes"] * self.config["channels"] * OFFSET_BITS
+            side = torch.where(torch.arange(most, device=y.device) < side_bits[:, None], 0.5, 1.0)
+            return RDOutput(x_hat, {"bits": likelihood.clamp(min=LIKELIHOOD_BOUND), "offsets": side},
+                            {"acr": self.acr(scaled)})
         bits = self.bitplanes(codes)
         B = self.config["bitplanes"]
         coded = (torch.arange(B, device=x.device).view(1, 1, B, 1, 1) < planes.view(-1, 1, 1, 1, 1))

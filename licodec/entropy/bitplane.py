@@ -44,20 +44,30 @@ from licodec.entropy.context import one_thread
 from licodec.errors import BitstreamError
 
 GROUPS = 3  # channel groups c mod 3
-BATCHES = 2 * GROUPS  # (group, checkerboard parity), in that order
+PHASES = 4  # spatial phases: (i mod 2, j mod 2) = (0, 0), (1, 1), (0, 1), (1, 0), in that order
+BATCHES = PHASES * GROUPS  # (group, phase), in that order
 UNIT = 32  # weights and logits in 1/32 nats
 CAP = 12  # logits beyond +-12 nats read as +-12
+OFFSET_UNIT = 8  # per-image offsets of a channel's logits in one plane, in 1/4 nat
+OFFSET_BITS = 4  # each within -8 .. 7 (-2 .. +1.75 nats), sent as 4 bits
 MIXES = ("mix_sig", "mix_bit")  # the channel-mixing tables, stored as int8 (within +-127/32 nats); the others int16
 PROBABILITY_BITS = 16
 OWN_BUCKETS = np.array([0, 1, 2, 2, 3])  # prefix 0, 1, 2-3, 4+ (index min(prefix, 4))
 RING_BUCKETS = np.array([0, 1, 2, 3, 3, 4, 4, 4, 4] + [5] * 8)  # 0, 1, 2, 3-4, 5-8, 9-16
 COUNT_BUCKETS = np.array([0, 1, 2, 3, 4, 4, 5, 5, 5, 6, 6, 6, 6] + [7] * 20)  # 0,1,2,3,4-5,6-8,9-12,13+ (to 32)
+WIDE_BUCKETS = np.array([0, 1, 2, 3, 3] + [4] * 4 + [5] * 8 + [6] * 16 + [7])  # 0,1,2,3-4,5-8,9-16,17-32,33+
+
+
+def _wide(count: np.ndarray) -> np.ndarray:
+    """Bucket of a count that may be large (up to C times a neighbourhood): WIDE_BUCKETS, 33 and above last."""
+    return WIDE_BUCKETS[np.minimum(count, WIDE_BUCKETS.size - 1)]
 
 
 def table_shapes(channels: int) -> dict[str, tuple[int, ...]]:
     """The shape of each weight table of a coder for `channels` channels, without the leading planes axis."""
     return {"own": (BATCHES, 4), "channel": (2, channels), "near": (2, 9), "ring": (2, 6),
-            "across": (2, 8), "plane4": (2, 5), "plane_across": (2, 8),
+            "across": (2, 8), "magnitude": (2, 8), "around": (2, 8), "plane_near": (2, PHASES, 9), "plane_across": (2, 8),
+            "plane_around": (2, 8),
             "mix_sig": (channels, channels), "mix_bit": (channels, channels)}
 
 
@@ -75,9 +85,17 @@ def batches(channels: int, height: int, width: int) -> list[tuple[np.ndarray, np
     """The `BATCHES` batches of one plane in coding order, each as (its channels, its flat positions i * W + j):
     channel group g = c mod GROUPS, then checkerboard parity (i + j) mod 2. A batch's bits are taken channel by
     channel, each channel's in raster order. The batches partition the plane."""
-    rows, cols = np.meshgrid(np.arange(height), np.arange(width), indexing="ij")
-    parity = ((rows + cols) % 2).ravel()
-    return [(np.arange(g, channels, GROUPS), np.flatnonzero(parity == par)) for g in range(GROUPS) for par in (0, 1)]
+    return [(np.arange(g, channels, GROUPS), np.flatnonzero(phase == k))
+            for phase in [_phases(height, width)] for g in range(GROUPS) for k in range(PHASES)]
+
+
+def _phases(height: int, width: int) -> np.ndarray:
+    """The spatial phase of every flat position: 2x2 polyphase (0, 0), (1, 1), (0, 1), (1, 0) -> 0, 1, 2, 3 (with
+    PHASES = 2, the checkerboard (i + j) mod 2)."""
+    rows, cols = np.meshgrid(np.arange(height) % 2, np.arange(width) % 2, indexing="ij")
+    if PHASES == 2:
+        return ((rows + cols) % 2).ravel()
+    return np.array([[0, 2], [3, 1]])[rows, cols].ravel()
 
 
 def batch_masks(channels: int, height: int, width: int) -> list[np.ndarray]:
@@ -103,7 +121,6 @@ def _neighbour_sum(volume: np.ndarray, offsets: list[tuple[int, int]]) -> np.nda
 
 NEAR = [(di, dj) for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)]
 RING = [(di, dj) for di in range(-2, 3) for dj in range(-2, 3) if max(abs(di), abs(dj)) == 2]
-CROSS = [(-1, 0), (1, 0), (0, -1), (0, 1)]
 
 
 def _mix(weights: np.ndarray, inputs: np.ndarray) -> np.ndarray:
@@ -130,7 +147,11 @@ class PlaneFeatures:
         self.near = _neighbour_sum(sig, NEAR).reshape(c, -1)
         self.ring = RING_BUCKETS[_neighbour_sum(sig, RING)].reshape(c, -1)
         self.across = COUNT_BUCKETS[np.minimum(self.sig.sum(0, keepdims=True) - self.sig, 32)]
+        self.magnitude = COUNT_BUCKETS[np.minimum(_neighbour_sum(np.minimum(prefix, 3), NEAR), 32)].reshape(c, -1)
+        everywhere = sig.sum(0, keepdims=True)  # (1, H, W) significant coefficients of all channels
+        self.around = np.broadcast_to(_wide(_neighbour_sum(everywhere, NEAR)).reshape(1, -1), self.sig.shape)
         self.channel = np.broadcast_to(np.arange(c)[:, None], self.sig.shape)
+        self.phase = np.broadcast_to(_phases(h, w)[None], self.sig.shape)
         self.batch = np.zeros(self.sig.shape, dtype=np.int64)
         for k, (chs, pos) in enumerate(batches(c, h, w)):
             self.batch[np.ix_(chs, pos)] = k
@@ -140,7 +161,8 @@ class PlaneFeatures:
         earlier planes only."""
         take = np.ix_(chs, pos)
         return {"sig": self.sig[take], "own": self.own[take], "near": self.near[take], "ring": self.ring[take],
-                "across": self.across[take], "channel": self.channel[take], "batch": self.batch[take]}
+                "across": self.across[take], "magnitude": self.magnitude[take], "around": self.around[take],
+                "channel": self.channel[take], "batch": self.batch[take]}
 
     def dynamic(self, bits: np.ndarray, chs: np.ndarray, pos: np.ndarray) -> dict[str, np.ndarray]:
         """Features of the bits of channels `chs` at positions `pos` that read plane `plane`'s bits already coded:
@@ -148,9 +170,12 @@ class PlaneFeatures:
         at this batch, nothing more)."""
         _, h, w = self.shape
         own = bits[chs].reshape(len(chs), h, w)
-        return {"plane4": _neighbour_sum(own, CROSS).reshape(len(chs), -1)[:, pos],
-                "plane_across": np.broadcast_to(COUNT_BUCKETS[np.minimum(bits[:, pos].sum(0), 32)],
-                                                (len(chs), len(pos)))}
+        everywhere = bits.sum(0).reshape(1, h, w)  # plane p's ones coded so far, all channels
+        shape = (len(chs), len(pos))
+        return {"phase": self.phase[np.ix_(chs, pos)],
+                "plane_near": _neighbour_sum(own, NEAR).reshape(len(chs), -1)[:, pos],
+                "plane_across": np.broadcast_to(COUNT_BUCKETS[np.minimum(everywhere.reshape(-1)[pos], 32)], shape),
+                "plane_around": np.broadcast_to(_wide(_neighbour_sum(everywhere, NEAR).reshape(-1)[pos]), shape)}
 
 
 class BitplaneContext(nn.Module):
@@ -186,7 +211,8 @@ class BitplaneContext(nn.Module):
         t = self._tables()
         p, f, s = features.plane, features, features.sig
         logit = (t["own"][p, f.batch, f.own] + t["channel"][p, s, f.channel] + t["near"][p, s, f.near]
-                 + t["ring"][p, s, f.ring] + t["across"][p, s, f.across])
+                 + t["ring"][p, s, f.ring] + t["across"][p, s, f.across] + t["magnitude"][p, s, f.magnitude]
+                 + t["around"][p, s, f.around])
         return logit + _mix(t["mix_sig"][p], f.sig)
 
     def logits(self, features: PlaneFeatures, static: np.ndarray, bits: np.ndarray, chs: np.ndarray,
@@ -197,7 +223,8 @@ class BitplaneContext(nn.Module):
         p = features.plane
         s = features.sig[np.ix_(chs, pos)]
         f = features.dynamic(bits, chs, pos)
-        logit = static[np.ix_(chs, pos)] + t["plane4"][p, s, f["plane4"]] + t["plane_across"][p, s, f["plane_across"]]
+        logit = (static[np.ix_(chs, pos)] + t["plane_near"][p, s, f["phase"], f["plane_near"]]
+                 + t["plane_across"][p, s, f["plane_across"]] + t["plane_around"][p, s, f["plane_around"]])
         return logit + _mix(t["mix_bit"][p, chs], bits[:, pos])
 
     def probability(self, logit: np.ndarray) -> np.ndarray:
@@ -206,29 +233,33 @@ class BitplaneContext(nn.Module):
         steps = (len(table) - 1) // 2
         return table[np.clip(logit, -steps, steps) + steps]
 
-    def walk(self, planes: int, shape: tuple[int, int, int], step) -> np.ndarray:
+    def walk(self, planes: int, shape: tuple[int, int, int], step, begin=None) -> np.ndarray:
         """Visit planes 0 .. planes-1 batch by batch in coding order; returns the (C, H, W) codes of those planes
         (their value as the top bits of a `self.planes`-bit code, the planes not coded zero).
 
-        step(probabilities, p, chs, pos) returns the (len(chs), len(pos)) bits of plane p's batch (chs, pos) given
-        their integer P(1), same shape: the encoder reads them from its codes, the decoder decodes them."""
+        step(logits, p, chs, pos) returns the (len(chs), len(pos)) bits of plane p's batch (chs, pos) given their
+        integer logits (`logits`, before the per-image offsets): the encoder reads them from its codes, the decoder
+        decodes them. begin(p), when given, is called before plane p's first batch (the decoder reads the plane's
+        offsets there)."""
         if not 1 <= planes <= self.planes or shape[0] != self.channels:
             raise ValueError(f"{planes} planes of {shape[0]} channels; the coder has {self.planes} of "
                              f"{self.channels}")
         with one_thread():
-            return self._walk(planes, shape, step)
+            return self._walk(planes, shape, step, begin)
 
-    def _walk(self, planes: int, shape: tuple[int, int, int], step) -> np.ndarray:
+    def _walk(self, planes: int, shape: tuple[int, int, int], step, begin) -> np.ndarray:
         c, h, w = shape
         prefix = np.zeros(shape, dtype=np.int64)
         order = batches(c, h, w)
         for p in range(planes):
+            if begin is not None:
+                begin(p)
             features = PlaneFeatures(prefix, p)
             static = self.static_logits(features)
             bits = np.zeros((c, h * w), dtype=np.int64)
             for chs, pos in order:
-                probabilities = self.probability(self.logits(features, static, bits, chs, pos))
-                found = np.asarray(step(probabilities, p, chs, pos), dtype=np.int64).reshape(probabilities.shape)
+                logits = self.logits(features, static, bits, chs, pos)
+                found = np.asarray(step(logits, p, chs, pos), dtype=np.int64).reshape(logits.shape)
                 if found.size and (found.min() < 0 or found.max() > 1):
                     raise BitstreamError("a bitplane symbol is not a bit")
                 bits[np.ix_(chs, pos)] = found
@@ -238,43 +269,107 @@ class BitplaneContext(nn.Module):
     def _plane_bits(self, codes: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
         return (codes.reshape(codes.shape[0], -1)[np.ix_(chs, pos)] >> (self.planes - 1 - p)) & 1
 
-    def encode(self, codes: Tensor, planes: int) -> bytes:
-        """The top `planes` bitplanes of (C, H, W) integer `codes` (each below 2**self.planes) as one section."""
-        codes = codes.numpy().astype(np.int64)
-        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+    # --- per-image offsets ---------------------------------------------------------------------------------------
 
-        def step(probabilities: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
+    def _costs(self) -> tuple[np.ndarray, np.ndarray]:
+        """Code lengths of a 0 and of a 1 at every entry of the sigmoid table, in 1/4096 bit (integers: the
+        encoder's choice of offsets is the same on every machine; the decoder never needs them)."""
+        t = self._tables()
+        if "cost0" not in t:
+            one = t["sigmoid"].astype(np.float64) / (1 << PROBABILITY_BITS)
+            t["cost1"] = np.round(-np.log2(one) * 4096).astype(np.int64)
+            t["cost0"] = np.round(-np.log2(1 - one) * 4096).astype(np.int64)
+        return t["cost0"], t["cost1"]
+
+    def choose_offsets(self, plane: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """The per-channel offsets (C,) in [-2**(OFFSET_BITS-1), 2**(OFFSET_BITS-1) - 1] units of OFFSET_UNIT that
+        code one plane's batches [(chs, logits, bits)] in the fewest bits (ties: the smallest offset in magnitude),
+        found exactly from integer histograms of the logits."""
+        cost0, cost1 = self._costs()
+        steps = (len(cost0) - 1) // 2
+        reach = OFFSET_UNIT << (OFFSET_BITS - 1)
+        width = 2 * (steps + reach) + 1
+        counts = np.zeros((2, self.channels * width), dtype=np.int64)
+        for chs, logits, bits in plane:
+            index = np.clip(logits, -steps - reach, steps + reach) + steps + reach + (chs * width)[:, None]
+            counts += np.stack([np.bincount(index[bits == b], minlength=counts.shape[1]) for b in (0, 1)])
+        counts = counts.reshape(2, self.channels, width)
+        grid = np.arange(width) - steps - reach
+        best = np.zeros(self.channels, dtype=np.int64)
+        best_cost = None
+        half = 1 << (OFFSET_BITS - 1)
+        for offset in sorted(range(-half, half), key=abs):
+            entry = np.clip(grid + offset * OFFSET_UNIT, -steps, steps) + steps
+            cost = counts[0] @ cost0[entry] + counts[1] @ cost1[entry]
+            if best_cost is None:
+                best_cost = cost
+            better = cost < best_cost
+            best[better], best_cost[better] = offset, cost[better]
+        return best
+
+    def _offset_symbols(self, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bits, probabilities) of a plane's offsets: OFFSET_BITS bits each, most significant first, at P = 1/2."""
+        values = offsets + (1 << (OFFSET_BITS - 1))
+        bits = (values[:, None] >> np.arange(OFFSET_BITS - 1, -1, -1)) & 1
+        return bits.ravel(), np.full(bits.size, 1 << (PROBABILITY_BITS - 1))
+
+    def _adjusted(self, logits: np.ndarray, offsets: np.ndarray, chs: np.ndarray) -> np.ndarray:
+        return self.probability(logits + offsets[chs][:, None] * OFFSET_UNIT)
+
+    def _plan(self, codes: np.ndarray, planes: int) -> list[tuple[np.ndarray, list]]:
+        """The encoder's view: per plane, its offsets and batches [(chs, pos, logits, bits)]."""
+        recorded: list[list] = [[] for _ in range(planes)]
+
+        def step(logits: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
             bits = self._plane_bits(codes, p, chs, pos)
-            chunks.append((bits, probabilities))
+            recorded[p].append((chs, pos, logits, bits))
             return bits
 
         self.walk(planes, codes.shape, step)
+        return [(self.choose_offsets([(chs, logits, bits) for chs, _, logits, bits in plane]), plane)
+                for plane in recorded]
+
+    # --- coding --------------------------------------------------------------------------------------------------
+
+    def encode(self, codes: Tensor, planes: int) -> bytes:
+        """The top `planes` bitplanes of (C, H, W) integer `codes` (each below 2**self.planes) as one section:
+        per plane, its per-channel offsets, then its batches."""
+        chunks: list[tuple[np.ndarray, np.ndarray]] = []
+        for offsets, plane in self._plan(codes.numpy().astype(np.int64), planes):
+            chunks.append(self._offset_symbols(offsets))
+            chunks += [(bits, self._adjusted(logits, offsets, chs)) for chs, _, logits, bits in plane]
         return coder.encode_binary_chunks(chunks)
 
     def decode(self, section: bytes, planes: int, shape: tuple[int, int, int]) -> Tensor:
         """The (C, H, W) codes of `encode`'s section (the planes not coded are zeros). Damaged data raises
         `BitstreamError`."""
         decoder = coder.BinaryDecoder(section)
-        codes = self.walk(planes, shape, lambda probabilities, p, chs, pos: decoder.decode(probabilities))
+        offsets = np.zeros(shape[0], dtype=np.int64)
+
+        def begin(p: int) -> None:
+            bits = decoder.decode(self._offset_symbols(offsets)[1]).reshape(-1, OFFSET_BITS)
+            offsets[:] = (bits << np.arange(OFFSET_BITS - 1, -1, -1)).sum(1) - (1 << (OFFSET_BITS - 1))
+
+        def step(logits: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
+            return decoder.decode(self._adjusted(logits, offsets, chs))
+
+        codes = self.walk(planes, shape, step, begin)
         decoder.finish()
         return torch.from_numpy(codes)
 
-    def probabilities(self, codes: Tensor, planes: int) -> Tensor:
-        """(C * self.planes, H, W) float64 probability the coder gives each bit of (C, H, W) `codes`, each
-        coefficient's bits consecutive, MSB first (as rippel2017's `bitplanes`); 1 in the planes not coded. The
-        training pass's rate estimate: the file's bits, up to the coder's few bytes of overhead."""
-        codes = codes.numpy().astype(np.int64)
+    def probabilities(self, codes: Tensor, planes: int) -> tuple[Tensor, int]:
+        """The probability the coder gives each bit of (C, H, W) `codes`: (C * self.planes, H, W) float64, each
+        coefficient's bits consecutive, MSB first (as rippel2017's `bitplanes`), 1 in the planes not coded; and the
+        number of bits of side information (the offsets, each at probability 1/2). The training pass's rate
+        estimate: the file's bits, up to the coder's few bytes of overhead."""
         c, h, w = codes.shape
         out = np.ones((c, self.planes, h * w), dtype=np.float64)
-
-        def step(probabilities: np.ndarray, p: int, chs: np.ndarray, pos: np.ndarray) -> np.ndarray:
-            bits = self._plane_bits(codes, p, chs, pos)
-            chosen = np.where(bits == 1, probabilities, (1 << PROBABILITY_BITS) - probabilities)
-            out[chs[:, None], p, pos[None, :]] = chosen / float(1 << PROBABILITY_BITS)
-            return bits
-
-        self.walk(planes, codes.shape, step)
-        return torch.from_numpy(out.reshape(c * self.planes, h, w))
+        for p, (offsets, plane) in enumerate(self._plan(codes.numpy().astype(np.int64), planes)):
+            for chs, pos, logits, bits in plane:
+                one = self._adjusted(logits, offsets, chs)
+                chosen = np.where(bits == 1, one, (1 << PROBABILITY_BITS) - one)
+                out[chs[:, None], p, pos[None, :]] = chosen / float(1 << PROBABILITY_BITS)
+        return torch.from_numpy(out.reshape(c * self.planes, h, w)), planes * c * OFFSET_BITS
 
     # --- fitting -------------------------------------------------------------------------------------------------
 
@@ -307,7 +402,9 @@ class BitplaneContext(nn.Module):
         s = f["sig"]
         logit = (tables["own"][f["batch"], f["own"]] + tables["channel"][s, f["channel"]]
                  + tables["near"][s, f["near"]] + tables["ring"][s, f["ring"]] + tables["across"][s, f["across"]]
-                 + tables["plane4"][s, f["plane4"]] + tables["plane_across"][s, f["plane_across"]])
+                 + tables["magnitude"][s, f["magnitude"]] + tables["around"][s, f["around"]]
+                 + tables["plane_near"][s, f["phase"], f["plane_near"]] + tables["plane_across"][s, f["plane_across"]]
+                 + tables["plane_around"][s, f["plane_around"]])
         channel = f["channel"].unsqueeze(1)
         mixed = ((f["sig_in"] @ tables["mix_sig"].T).gather(1, channel)
                  + (f["bit_in"] @ tables["mix_bit"].T).gather(1, channel))

@@ -229,3 +229,20 @@ def test_bitplane_coder_damaged_and_truncated_files(fast_codec, monkeypatch):
     for cut in (5, 30, len(data) // 2, len(data) - 1):
         with pytest.raises(LicodecError):
             decompress_tensor(data[:cut])
+
+
+def test_shipped_weights_use_the_bitplane_coder_and_estimate_their_files():
+    """The zoo's rippel2017 codes with the bitplane coder; on a Kodak crop its training pass's estimate is the
+    file's size within 2 % at every quality."""
+    from licodec import zoo
+    from licodec.io import read_image
+    from tests.conftest import kodak_image
+
+    codec = zoo.load("rippel2017")
+    assert codec.coder == "bitplane"
+    x, _ = read_image(kodak_image(23))
+    x = x[..., :128, :192]
+    for quality in range(1, codec.qualities + 1):
+        with torch.no_grad():
+            estimate = float(codec(codec.layout(codec.pad(x)), quality).bits()) / 8
+        assert len(codec.compress(x, quality).sections[0]) == pytest.approx(estimate, rel=0.02, abs=8)

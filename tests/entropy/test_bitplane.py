@@ -64,16 +64,31 @@ def test_same_bytes_with_one_and_two_threads(context):
 def test_the_estimate_is_the_file(context):
     codes = sparse_codes((5, 24, 32), seed=4)
     for planes in (1, PLANES):
-        probabilities = context.probabilities(codes, planes)
-        assert probabilities.shape == (5 * PLANES, 24, 32)
-        estimate = float(-torch.log2(probabilities).sum()) / 8
+        probabilities, side = context.probabilities(codes, planes)
+        assert probabilities.shape == (5 * PLANES, 24, 32) and side == planes * 5 * 4
+        estimate = (float(-torch.log2(probabilities).sum()) + side) / 8
         assert len(context.encode(codes, planes)) == pytest.approx(estimate, rel=0.01, abs=8)
 
 
-@pytest.mark.parametrize("plane,batch", [(0, 0), (0, 3), (1, 1), (2, 4), (3, 5)])
+def recorded_logits(context, codes):
+    """The integer logits (before the per-image offsets) of every bit, (C, planes, H, W), as the coder's walk
+    computes them."""
+    c, h, w = codes.shape
+    out = torch.zeros(c, PLANES, h * w, dtype=torch.long)
+
+    def step(logits, p, chs, pos):
+        out[torch.from_numpy(chs)[:, None], p, torch.from_numpy(pos)[None, :]] = torch.from_numpy(logits)
+        return context._plane_bits(codes.numpy(), p, chs, pos)
+
+    context.walk(PLANES, tuple(codes.shape), step)
+    return out.view(c, PLANES, h, w)
+
+
+@pytest.mark.parametrize("plane,batch", [(0, 0), (0, 3), (1, 1), (2, 4), (3, 5), (3, BATCHES - 1)])
 def test_no_bit_sees_itself_or_a_later_bit(context, plane, batch):
     """Changing every bit from (plane, batch) on in coding order (that batch, the plane's later batches, every
-    later plane) leaves the probability of every bit up to that batch unchanged."""
+    later plane) leaves the context (the logit) of every bit up to that batch unchanged. (The per-image offsets
+    are side information, sent before their plane: they may depend on all its bits.)"""
     codes = sparse_codes((5, 8, 10), seed=5)
     masks = batch_masks(5, 8, 10)
     later = torch.from_numpy(np.logical_or.reduce(masks[batch:]))
@@ -85,19 +100,26 @@ def test_no_bit_sees_itself_or_a_later_bit(context, plane, batch):
             flip &= later
         changed ^= flip.long() << (PLANES - 1 - p)
     assert not torch.equal(changed, codes)
-    before = context.probabilities(codes, PLANES).view(5, PLANES, 8, 10)
-    after = context.probabilities(changed, PLANES).view(5, PLANES, 8, 10)
-    # `probabilities` gives the probability of the bit that was coded: compare P(1).
-    bits = (codes.unsqueeze(1) >> torch.arange(PLANES - 1, -1, -1).view(1, -1, 1, 1)) & 1
-    bits_changed = (changed.unsqueeze(1) >> torch.arange(PLANES - 1, -1, -1).view(1, -1, 1, 1)) & 1
-    one_before = torch.where(bits == 1, before, 1 - before)
-    one_after = torch.where(bits_changed == 1, after, 1 - after)
+    before, after = recorded_logits(context, codes), recorded_logits(context, changed)
     visible = torch.zeros(5, PLANES, 8, 10, dtype=torch.bool)
     visible[:, :plane] = True
     visible[:, plane] = torch.from_numpy(np.logical_or.reduce(masks[: batch + 1]))
-    assert torch.equal(one_before[visible], one_after[visible])
+    assert torch.equal(before[visible], after[visible])
     if (~visible).any():  # the later bits' contexts did change (the test changes what they see)
-        assert not torch.equal(one_before[~visible], one_after[~visible])
+        assert not torch.equal(before[~visible], after[~visible])
+
+
+def test_offsets_adapt_a_miscalibrated_model():
+    """A model that knows nothing (all logits 0, P = 1/2) codes a sparse plane in far fewer bits with the per-image
+    offsets it sends, and the decoder reads them back."""
+    context = BitplaneContext(5, PLANES)
+    codes = sparse_codes((5, 16, 24), seed=9) * (torch.rand(5, 16, 24, generator=torch.Generator().manual_seed(2))
+                                                 < 0.2)
+    offsets = context._plan(codes.numpy(), PLANES)[0][0]
+    assert (offsets < 0).all()  # few ones: every channel's logits pushed down
+    data = context.encode(codes, PLANES)
+    assert len(data) < 0.8 * 5 * PLANES * 16 * 24 / 8
+    assert torch.equal(context.decode(data, PLANES, (5, 16, 24)), codes)
 
 
 def test_damaged_sections_raise_or_decode(context):
