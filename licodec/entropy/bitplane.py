@@ -4,28 +4,37 @@
 coded, not a deep network per bit. This module is that design, vectorized:
 
 - The planes of C coefficient channels (H x W each, B bits per coefficient) are coded plane by plane, most
-  significant first. Plane p of every coefficient is coded in `BATCHES` batches: channel group g = c mod `GROUPS`
-  (0, 1, 2) and checkerboard parity (i + j) mod 2 (0 then 1), in the order (g, parity). A batch's contexts read
-  only bits of earlier planes (all of them: the whole neighbourhood, not only the causal half) and the bits of
-  earlier batches of the same plane, so the decoder computes every context of a batch at once.
+  significant first. Plane p of every coefficient is coded in `BATCHES` = 12 batches: channel group
+  g = c mod `GROUPS` (0, 1, 2), then spatial phase, the 2x2 polyphase components (i mod 2, j mod 2) = (0, 0),
+  (1, 1), (0, 1), (1, 0), in the order (g, phase). A batch's contexts read only bits of earlier planes (all of
+  them: the whole neighbourhood, not only a causal half) and the bits of earlier batches of the same plane, so the
+  decoder computes every context of a batch at once: 12 vectorized steps a plane whatever the image size.
 - The context of a bit is a small logistic model in integer arithmetic. Its logit, in 1/`UNIT` nats, is a sum of
   integer table entries selected by integer features, plus two channel-mixing products:
 
       logit = own[p, batch, bucket(prefix)] + channel[p, s, c] + near[p, s, n8] + ring[p, s, n16]
-            + across[p, s, bucket(m)] + plane4[p, s, o4] + plane_across[p, s, bucket(o)]
+            + across[p, s, bucket(m)] + magnitude[p, s, bucket(v8)] + around[p, s, bucket(a)]
+            + plane_near[p, s, phase, o8] + plane_across[p, s, bucket(o)] + plane_around[p, s, bucket(q)]
             + sum_c' mix_sig[p, c, c'] sig[c'] + sum_c' mix_bit[p, c, c'] bit[c']
+            + offset[p, c] (per image, sent in the file)
 
   with prefix the coefficient's more significant bits (the value of planes 0 .. p-1), s = prefix > 0 (the
   coefficient is already significant), n8 / n16 the significant coefficients of the same channel among the 8
   neighbours / the 16 of the 5x5 ring, m the significant coefficients of the other channels at the same position,
-  o4 the ones of plane p among the 4 neighbours of the same channel already coded, o the ones of plane p at the same
-  position in the channels already coded, sig[c'] / bit[c'] channel c''s significance / plane-p bit at the same
-  position (bit[c'] = 0 where not yet coded). Every product and sum is an exact integer (the mixing products are
-  evaluated as float64 matrix products of integers below 2**53, which are exact whatever the order of summation).
+  v8 the sum of the 8 neighbours' prefixes (each capped at 3), a the significant coefficients of all channels in
+  the 8 neighbouring positions, o8 the ones of plane p among the 8 neighbours of the same channel already coded
+  (by the bit's phase, which says which neighbours are), o / q the ones of plane p already coded at the same
+  position / in the 8 neighbouring positions (all channels), sig[c'] / bit[c'] channel c''s significance / plane-p
+  bit at the same position (bit[c'] = 0 where not yet coded). Every product and sum is an exact integer (the
+  mixing products are float64 matrix products of integers below 2**53, exact whatever the order of summation).
+- Per-image adaptation, semi-static: before each plane the encoder sends one offset per channel (4 bits, -2 .. +1.75
+  nats in quarter nats), chosen exactly (integer histograms of the plane's logits and integer code lengths) to code
+  that channel's bits of the plane in the fewest bits; it corrects a model fitted on other images where an image is
+  smoother or busier than they were (on Kodak's smooth kodim02 about 9 % of the bits).
 - The probability of a one is `SIGMOID[clamp(logit, -CAP, CAP)]`, a stored integer table (16-bit fixed point,
   within [1, 2**16 - 1], one entry per 1/32 nat); encoder and decoder index the same table with the same
   integer, so they agree on every machine and thread count. The bits go through
-  `licodec.entropy.coder.encode_binary_chunks`, one chunk per batch.
+  `licodec.entropy.coder.encode_binary_chunks`, one chunk per batch (and one for each plane's offsets).
 
 The table entries are fitted offline on the bitplanes of a trained model (`benchmarks/fit_rippel2017_coder.py`,
 float logistic regression with the same features, `float_logits`, then rounded to 1/32 nat), never at coding time.
@@ -65,10 +74,9 @@ def _wide(count: np.ndarray) -> np.ndarray:
 
 def table_shapes(channels: int) -> dict[str, tuple[int, ...]]:
     """The shape of each weight table of a coder for `channels` channels, without the leading planes axis."""
-    return {"own": (BATCHES, 4), "channel": (2, channels), "near": (2, 9), "ring": (2, 6),
-            "across": (2, 8), "magnitude": (2, 8), "around": (2, 8), "plane_near": (2, PHASES, 9), "plane_across": (2, 8),
-            "plane_around": (2, 8),
-            "mix_sig": (channels, channels), "mix_bit": (channels, channels)}
+    return {"own": (BATCHES, 4), "channel": (2, channels), "near": (2, 9), "ring": (2, 6), "across": (2, 8),
+            "magnitude": (2, 8), "around": (2, 8), "plane_near": (2, PHASES, 9), "plane_across": (2, 8),
+            "plane_around": (2, 8), "mix_sig": (channels, channels), "mix_bit": (channels, channels)}
 
 
 def sigmoid_table() -> Tensor:
@@ -169,11 +177,13 @@ class PlaneFeatures:
         `bits` (C, H * W) holds them, and 0 wherever not yet coded (the caller's contract: what the decoder knows
         at this batch, nothing more)."""
         _, h, w = self.shape
-        own = bits[chs].reshape(len(chs), h, w)
+        padded = np.pad(bits[chs].reshape(len(chs), h, w), ((0, 0), (1, 1), (1, 1))).reshape(len(chs), -1)
+        centre = (pos // w + 1) * (w + 2) + pos % w + 1  # the positions in the padded planes
+        near = sum(padded[:, centre + di * (w + 2) + dj] for di, dj in NEAR)
         everywhere = bits.sum(0).reshape(1, h, w)  # plane p's ones coded so far, all channels
         shape = (len(chs), len(pos))
         return {"phase": self.phase[np.ix_(chs, pos)],
-                "plane_near": _neighbour_sum(own, NEAR).reshape(len(chs), -1)[:, pos],
+                "plane_near": near,
                 "plane_across": np.broadcast_to(COUNT_BUCKETS[np.minimum(everywhere.reshape(-1)[pos], 32)], shape),
                 "plane_around": np.broadcast_to(_wide(_neighbour_sum(everywhere, NEAR).reshape(-1)[pos]), shape)}
 
