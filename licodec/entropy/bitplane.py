@@ -30,7 +30,7 @@ coded, not a deep network per bit. This module is that design, vectorized:
 - Per-image adaptation, semi-static: before each plane the encoder sends one offset per channel (4 bits, -2 .. +1.75
   nats in quarter nats), chosen exactly (integer histograms of the plane's logits and integer code lengths) to code
   that channel's bits of the plane in the fewest bits; it corrects a model fitted on other images where an image is
-  smoother or busier than they were (on Kodak's smooth kodim02 about 9 % of the bits).
+  smoother or busier than they were (on Kodak's smooth kodim02, 19 % of the bytes at one plane, 6 % at five).
 - The probability of a one is `SIGMOID[clamp(logit, -CAP, CAP)]`, a stored integer table (16-bit fixed point,
   within [1, 2**16 - 1], one entry per 1/32 nat); encoder and decoder index the same table with the same
   integer, so they agree on every machine and thread count. The bits go through
