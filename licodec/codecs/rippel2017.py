@@ -13,7 +13,7 @@
   the most significant planes (docs/rippel2017.md says why not offset-binary codes).
 - Adaptive arithmetic coding of the bitplanes with a learned context model, one of two (`coder`):
   `"bitplane"` (the paper's real-time design, `licodec.entropy.bitplane`): planes coded most significant first,
-  each in six vectorized batches, every bit's probability from a small integer logistic model of its own more
+  each in twelve vectorized batches, every bit's probability from a small integer logistic model of its own more
   significant bits, its neighbours' bits in the earlier planes and the bits of the current plane already coded,
   fitted after training (`benchmarks/fit_rippel2017_coder.py`); or `"cnn"` (the first version, which every
   weights file that names no coder has): the bits form a volume ordered (channel, bitplane) x row x column and a
