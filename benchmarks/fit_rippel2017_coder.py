@@ -30,6 +30,7 @@ from licodec import zoo  # noqa: E402
 from licodec.codecs.base import Codec  # noqa: E402
 from licodec.entropy.bitplane import BitplaneContext, table_shapes  # noqa: E402
 from licodec.io import read_image  # noqa: E402
+from licodec.train.hardware import machine  # noqa: E402
 
 EXTENSIONS = {".png", ".jpg", ".jpeg"}
 
@@ -106,7 +107,8 @@ def main() -> None:
                                      "from": zoo.digest(source_bytes), "data": args.data,
                                      "images": [str(p.relative_to(args.data)) for p in paths],
                                      "steps": args.steps, "lr": args.lr, "planes": report,
-                                     "seconds": round(time.time() - start)}}
+                                     "seconds": round(time.time() - start),
+                                     "on": machine(threads=1, device="cpu", precision="fp32")}}
     digest = zoo.save(codec, args.out, provenance)
     print(f"wrote {args.out} ({Path(args.out).stat().st_size} bytes, weights {digest}) in {time.time() - start:.0f} s")
 
