@@ -43,6 +43,7 @@ float logistic regression with the same features, `float_logits`, then rounded t
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -106,6 +107,16 @@ def _phases(height: int, width: int) -> np.ndarray:
     return np.array([[0, 2], [3, 1]])[rows, cols].ravel()
 
 
+@lru_cache(maxsize=8)
+def _batch_map(channels: int, height: int, width: int) -> np.ndarray:
+    """(C, H * W): the batch of every bit of a plane (read-only, cached per shape)."""
+    index = np.zeros((channels, height * width), dtype=np.int64)
+    for k, (chs, pos) in enumerate(batches(channels, height, width)):
+        index[np.ix_(chs, pos)] = k
+    index.setflags(write=False)
+    return index
+
+
 def batch_masks(channels: int, height: int, width: int) -> list[np.ndarray]:
     """The batches of `batches` as boolean (C, H, W) masks."""
     masks = []
@@ -120,8 +131,8 @@ def _neighbour_sum(volume: np.ndarray, offsets: list[tuple[int, int]]) -> np.nda
     """Sum over `offsets` (di, dj) of the shifted (C, H, W) volume, zero outside."""
     _, h, w = volume.shape
     r = max(max(abs(di), abs(dj)) for di, dj in offsets)
-    padded = np.pad(volume, ((0, 0), (r, r), (r, r)))
-    total = np.zeros(volume.shape, dtype=np.int64)
+    padded = np.pad(volume.astype(np.int32), ((0, 0), (r, r), (r, r)))
+    total = np.zeros(volume.shape, dtype=np.int32)
     for di, dj in offsets:
         total += padded[:, r + di : r + di + h, r + dj : r + dj + w]
     return total
@@ -165,9 +176,7 @@ class PlaneFeatures:
         self.around = np.broadcast_to(_wide(_neighbour_sum(everywhere, NEAR)).reshape(1, -1), self.sig.shape)
         self.channel = np.broadcast_to(np.arange(c)[:, None], self.sig.shape)
         self.phase = np.broadcast_to(_phases(h, w)[None], self.sig.shape)
-        self.batch = np.zeros(self.sig.shape, dtype=np.int64)
-        for k, (chs, pos) in enumerate(batches(c, h, w)):
-            self.batch[np.ix_(chs, pos)] = k
+        self.batch = _batch_map(c, h, w)
 
     def static(self, chs: np.ndarray, pos: np.ndarray) -> dict[str, np.ndarray]:
         """Features of the bits of channels `chs` at flat positions `pos` (len(chs), len(pos)) that depend on
