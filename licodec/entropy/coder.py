@@ -186,3 +186,62 @@ class CategoricalDecoder:
             return self._coder.decode(_FAMILY, _probabilities(freqs)).astype(np.int64)
         except (ValueError, RuntimeError, OverflowError) as error:
             raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+
+
+_BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)  # per-symbol P(1), given with the symbols
+BINARY_PRECISION = 16  # P(1) of `encode_binary_chunks` in 1/2**16
+
+
+def _bernoulli(probabilities: np.ndarray) -> np.ndarray:
+    """P(1) as float64 of integers in 1/2**16 (exact: a power-of-two division), checked to be in [1, 2**16 - 1]."""
+    probabilities = np.asarray(probabilities, dtype=np.int64).ravel()
+    if probabilities.size and (probabilities.min() < 1 or probabilities.max() >= 1 << BINARY_PRECISION):
+        raise ValueError(f"binary probabilities must be integers in [1, 2**{BINARY_PRECISION} - 1]")
+    return probabilities.astype(np.float64) / (1 << BINARY_PRECISION)
+
+
+def encode_binary_chunks(chunks: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
+    """Code chunks of (bits (n,), P(1) (n,) integers in 1/2**16): every bit with its own probability, as a bitplane
+    context model predicts a whole batch of bits at once. `BinaryDecoder` reads the chunks back in order.
+
+    The probabilities are integers computed identically by encoder and decoder; divided by 2**16 they are exact
+    float64 numbers, which constriction quantizes the same way on every machine. The stream ends with one more bit,
+    a 1 at probability 1/2, that `BinaryDecoder.finish` checks: an ANS stack that starts empty codes the first zeros
+    pushed (the last decoded) for free, so without it a stream's size would depend on how its last bits happen to
+    end, not only on their probabilities (the training pass's estimate would be off for small images), and a
+    decoder reading past the end would read zeros without noticing."""
+    coder = AnsCoder()
+    coder.encode_reverse(np.array([1], dtype=np.int32), _BERNOULLI, np.array([0.5]))
+    for bits, probabilities in reversed(chunks):
+        bits = np.asarray(bits, dtype=np.int32).ravel()
+        if bits.size:
+            coder.encode_reverse(bits, _BERNOULLI, _bernoulli(probabilities))
+    return coder.get_compressed().astype("<u4").tobytes()
+
+
+class BinaryDecoder:
+    """Reads the chunks of `encode_binary_chunks`; damaged data raises `BitstreamError`."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 4:
+            raise BitstreamError("entropy-coded section is not a whole number of 32-bit words")
+        try:
+            self._coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
+        except ValueError as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+
+    def decode(self, probabilities: np.ndarray) -> np.ndarray:
+        """The next chunk's bits (int64), one per entry of `probabilities` (P(1) in 1/2**16)."""
+        probabilities = _bernoulli(probabilities)
+        if not probabilities.size:
+            return np.zeros(0, dtype=np.int64)
+        try:
+            return self._coder.decode(_BERNOULLI, probabilities).astype(np.int64)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+
+    def finish(self) -> None:
+        """Read the end mark and check that every word was read: what an intact section leaves (a damaged or
+        padded one rarely does)."""
+        if self.decode(np.array([1 << (BINARY_PRECISION - 1)])).tolist() != [1] or not self._coder.is_empty():
+            raise BitstreamError("entropy-coded data is damaged (data left after the last symbol)")
