@@ -167,8 +167,9 @@ def encode_categorical_chunks(chunks: list[tuple[np.ndarray, np.ndarray]]) -> by
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-class CategoricalDecoder:
-    """Reads the chunks of `encode_categorical_chunks`; damaged data raises `BitstreamError`."""
+class _StreamDecoder:
+    """An ANS stream of 32-bit words whose chunks are read one model family at a time; damaged data raises
+    `BitstreamError`."""
 
     def __init__(self, data: bytes) -> None:
         if len(data) % 4:
@@ -178,14 +179,21 @@ class CategoricalDecoder:
         except ValueError as error:
             raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
 
+    def _decode(self, family, parameters: np.ndarray) -> np.ndarray:
+        try:
+            return self._coder.decode(family, parameters).astype(np.int64)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+
+
+class CategoricalDecoder(_StreamDecoder):
+    """Reads the chunks of `encode_categorical_chunks`; damaged data raises `BitstreamError`."""
+
     def decode(self, freqs: np.ndarray) -> np.ndarray:
         """The next chunk's symbols, one per row of `freqs`."""
         if not len(freqs):
             return np.zeros(0, dtype=np.int64)
-        try:
-            return self._coder.decode(_FAMILY, _probabilities(freqs)).astype(np.int64)
-        except (ValueError, RuntimeError, OverflowError) as error:
-            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+        return self._decode(_FAMILY, _probabilities(freqs))
 
 
 _BERNOULLI = constriction.stream.model.Bernoulli(perfect=False)  # per-symbol P(1), given with the symbols
@@ -219,26 +227,15 @@ def encode_binary_chunks(chunks: list[tuple[np.ndarray, np.ndarray]]) -> bytes:
     return coder.get_compressed().astype("<u4").tobytes()
 
 
-class BinaryDecoder:
+class BinaryDecoder(_StreamDecoder):
     """Reads the chunks of `encode_binary_chunks`; damaged data raises `BitstreamError`."""
-
-    def __init__(self, data: bytes) -> None:
-        if len(data) % 4:
-            raise BitstreamError("entropy-coded section is not a whole number of 32-bit words")
-        try:
-            self._coder = AnsCoder(np.frombuffer(data, dtype="<u4").astype(np.uint32))
-        except ValueError as error:
-            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
 
     def decode(self, probabilities: np.ndarray) -> np.ndarray:
         """The next chunk's bits (int64), one per entry of `probabilities` (P(1) in 1/2**16)."""
         probabilities = _bernoulli(probabilities)
         if not probabilities.size:
             return np.zeros(0, dtype=np.int64)
-        try:
-            return self._coder.decode(_BERNOULLI, probabilities).astype(np.int64)
-        except (ValueError, RuntimeError, OverflowError) as error:
-            raise BitstreamError(f"entropy-coded data is damaged ({error})") from None
+        return self._decode(_BERNOULLI, probabilities)
 
     def finish(self) -> None:
         """Read the end mark and check that every word was read: what an intact section leaves (a damaged or
