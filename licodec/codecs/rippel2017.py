@@ -130,12 +130,16 @@ class RealTimeAdaptive(Codec):
     def __init__(self, features: int = 64, channels: int = 32, bitplanes: int = 6, context_filters: int = 16,
                  lmbda: float = 0.01, alpha: float = 0.01, target_bpp: float | None = 0.5,
                  adversarial: bool = False, blocks: int = 2, bound: str = "clamp", mse_weight: float = 0.0,
-                 coder: str = "cnn") -> None:
+                 coder: str = "cnn", colour_weight: float = 0.0) -> None:
         """`coder`: "cnn" (the 3D context network, trained with the transforms; what every weights file that
-        names no coder uses) or "bitplane" (the integer logistic model, fitted afterwards; no rate gradient)."""
+        names no coder uses) or "bitplane" (the integer logistic model, fitted afterwards; no rate gradient).
+        `mse_weight`, `colour_weight`: training terms beside the metric (`licodec.train.losses.adaptive_codelength`)."""
         if coder not in CODERS:
             raise ValueError(f"coder must be one of {', '.join(CODERS)}, not {coder!r}")
-        extra = {"coder": coder} if coder != "cnn" else {}  # a "cnn" config stays as the files before coders had it
+        # a config without these options stays as the files written before they existed had it
+        extra = {"coder": coder} if coder != "cnn" else {}
+        if colour_weight:
+            extra["colour_weight"] = colour_weight
         super().__init__(qualities=bitplanes, features=features, channels=channels, bitplanes=bitplanes,
                          context_filters=context_filters, lmbda=lmbda, alpha=alpha, target_bpp=target_bpp,
                          adversarial=adversarial, blocks=blocks, bound=bound, mse_weight=mse_weight, **extra)

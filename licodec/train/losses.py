@@ -39,6 +39,12 @@ def psnr_from_mse(mse: float) -> float:
     return -10 * math.log10(max(mse, MSE_FLOOR))
 
 
+def colour_distortion(x_hat: Tensor, x: Tensor, size: int = 8) -> Tensor:
+    """Per-sample MSE (8-bit units) of the images' `size` x `size` block means: the error in colour and
+    brightness at low frequency, the part MS-SSIM barely sees (its mean term enters at the coarsest scale only)."""
+    return ((F.avg_pool2d(x_hat, size) - F.avg_pool2d(x, size)) ** 2).flatten(1).mean(1) * 255.0**2
+
+
 def distortion(x_hat: Tensor, x: Tensor, metric: str) -> Tensor:
     """Per-sample distortion: MSE in 8-bit units (as CompressAI's lambdas assume) or 1 - MS-SSIM."""
     if metric == "mse":
@@ -99,13 +105,16 @@ def adaptive_codelength(codec: Codec, output: RDOutput, x: Tensor, lmbda: Tensor
                         discriminator: nn.Module | None = None) -> dict[str, Tensor]:
     """[6]: lambda * D + alpha * ACR (`aux["acr"]`) + the context model's bits (which train the context model;
     its input bits carry no gradient), with `codec.config`'s lambda, `mse_weight` (an MSE term beside MS-SSIM,
-    which is nearly blind to shifts of colour) and the codec's current `alpha`; plus the generator's adversarial
-    term when a discriminator is given."""
+    which is nearly blind to shifts of colour), `colour_weight` (`colour_distortion`: the MSE of 8x8 block means
+    only, which corrects colour without competing with MS-SSIM for detail) and the codec's current `alpha`; plus
+    the generator's adversarial term when a discriminator is given."""
     bpp = bits_per_pixel(output, x)
     config = codec.config
     loss = config["lmbda"] * distortion(output.x_hat, x, metric) + codec.alpha * output.aux["acr"] + bpp
     if config["mse_weight"]:
         loss = loss + config["mse_weight"] * distortion(output.x_hat, x, "mse")
+    if config.get("colour_weight"):
+        loss = loss + config["colour_weight"] * colour_distortion(output.x_hat, x)
     terms = {"loss": loss.mean(), "bpp": bpp.mean().detach(), "psnr": psnr(output.x_hat, x).mean()}
     if discriminator is not None:
         adversarial = generator_adversarial(discriminator, output.x_hat)

@@ -6,7 +6,7 @@ import torch
 import licodec.api
 from licodec.api import compress_tensor
 from licodec.registry import codec_class
-from licodec.train.losses import adaptive_codelength
+from licodec.train.losses import adaptive_codelength, colour_distortion
 from tests.conftest import assert_damage_is_handled
 
 
@@ -111,7 +111,28 @@ def test_loss_follows_the_training_metric(codec):
     mixed = adaptive_codelength(codec, output, x, None, "ms-ssim")["loss"]
     codec.config["mse_weight"] = 0.0
     assert torch.isclose(mixed - ssim, 0.5 * ((output.x_hat - x) ** 2).mean() * 255**2)
+    codec.config["colour_weight"] = 0.25  # the colour term: the MSE of the 8x8 block means
+    codec.alpha.fill_(alpha)
+    coloured = adaptive_codelength(codec, output, x, None, "ms-ssim")["loss"]
+    del codec.config["colour_weight"]
+    means = torch.nn.functional.avg_pool2d(output.x_hat - x, 8)
+    assert torch.isclose(coloured - ssim, 0.25 * (means**2).mean() * 255**2)
     codec.eval()
+
+
+def test_colour_term_sees_colour_not_detail():
+    x = torch.rand(1, 3, 64, 64)
+    shifted = (x + torch.tensor([0.1, 0.0, -0.1])[:, None, None]).clamp(0, 1)
+    noisy = x + 0.1 * torch.where(torch.arange(64) % 2 == 0, 1.0, -1.0)  # zero mean over every 8x8 block
+    assert float(colour_distortion(shifted, x)[0]) > 100
+    assert float(colour_distortion(noisy, x)[0]) < 1e-6 < float(((noisy - x) ** 2).mean())
+
+
+def test_colour_weight_enters_the_config_only_when_set():
+    build = codec_class("rippel2017")
+    assert "colour_weight" not in build(features=8, channels=4, bitplanes=2, context_filters=4).config
+    assert build(features=8, channels=4, bitplanes=2, context_filters=4, colour_weight=0.02).config[
+        "colour_weight"] == 0.02
 
 
 def _step(codec, x):
