@@ -54,6 +54,8 @@ EFFORT_ITERATIONS = {1: 300, 2: 800, 3: 2000, 4: 5000, 5: 12000}
 DEFAULT_EFFORT = 3
 DEFAULT_LMBDAS = tuple(0.02 * 200 ** (-k / 7) for k in range(8))  # quality 1 (0.02) .. 8 (1e-4), as Cool-chic's
 LEARNING_RATE = 1e-2
+FINAL_LR_FACTOR = 0.1  # the learning rate at the end of the soft phase and through the hard phase, relative
+LR_SCHEDULE = "phases"  # "phases": constant through the noise phase, then cosine; "cosine": cosine from the start
 WARMUP_STARTS = 3
 NOISE_SHARE, SOFT_SHARE = 0.4, 0.5  # the rest is hard rounding
 SOFT_TEMPERATURE = (0.3, 0.1)
@@ -239,12 +241,13 @@ class _Schedule:
         return "noise" if i < self.noise_end else "soft" if i < self.soft_end else "hard"
 
     def learning_rate(self, i: int) -> float:  # noqa: D102
-        if i < self.noise_end:
+        start = 0 if LR_SCHEDULE == "cosine" else self.noise_end
+        if i < start:
             return LEARNING_RATE
-        if i < self.soft_end:  # cosine from LEARNING_RATE to a tenth of it
-            t = (i - self.noise_end) / max(self.soft_end - self.noise_end, 1)
-            return LEARNING_RATE * (0.55 + 0.45 * math.cos(math.pi * t))
-        return LEARNING_RATE / 10
+        if i < self.soft_end:  # cosine from LEARNING_RATE to FINAL_LR_FACTOR times it
+            t = (i - start) / max(self.soft_end - start, 1)
+            return LEARNING_RATE * (FINAL_LR_FACTOR + (1 - FINAL_LR_FACTOR) * 0.5 * (1 + math.cos(math.pi * t)))
+        return LEARNING_RATE * FINAL_LR_FACTOR
 
     def noise(self, like: Tensor) -> Tensor:
         """Uniform noise on [-1/2, 1/2) shaped like `like`, from the schedule's own generator."""
