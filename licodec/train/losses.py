@@ -42,7 +42,7 @@ def psnr_from_mse(mse: float) -> float:
 def colour_distortion(x_hat: Tensor, x: Tensor, size: int = 8) -> Tensor:
     """Per-sample MSE (8-bit units) of the images' `size` x `size` block means: the error in colour and
     brightness at low frequency, the part MS-SSIM barely sees (its mean term enters at the coarsest scale only)."""
-    return ((F.avg_pool2d(x_hat, size) - F.avg_pool2d(x, size)) ** 2).flatten(1).mean(1) * 255.0**2
+    return distortion(F.avg_pool2d(x_hat, size), F.avg_pool2d(x, size), "mse")
 
 
 def distortion(x_hat: Tensor, x: Tensor, metric: str) -> Tensor:
